@@ -1,0 +1,252 @@
+// THE configuration schema: the one source of the config types (z.output), of validation, and of
+// gatehouse.schema.json for editors (z.toJSONSchema, input side). Durations and sizes are strings in
+// the file and numbers (ms, bytes) after parsing, so the runtime never parses units.
+import { z } from 'zod';
+import { DURATION_RE, parseAddress, parseDuration, parseSize, SIZE_RE } from './units.ts';
+
+const DURATION_MSG = 'expected a duration such as 500ms, 5s, 1m or 2h';
+const SIZE_MSG = 'expected a size such as 512b, 32kb, 10mb or 1gb';
+
+export const duration = z
+  .string({ error: DURATION_MSG })
+  .regex(new RegExp(`${DURATION_RE.source}|^0$`), DURATION_MSG)
+  .transform((s) => parseDuration(s) as number)
+  .meta({ description: 'A duration: a number followed by ms, s, m or h.' });
+
+export const size = z
+  .string({ error: SIZE_MSG })
+  .regex(new RegExp(`${SIZE_RE.source}|^0$`, 'i'), SIZE_MSG)
+  .transform((s) => parseSize(s) as number)
+  .meta({ description: 'A size: a number followed by b, kb, mb or gb (binary multiples).' });
+
+export const address = z
+  .string({ error: 'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080' })
+  .refine((s) => parseAddress(s) !== undefined, 'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080');
+
+const name = z
+  .string({ error: 'expected a name' })
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, ".", "_" and "-", starting with a letter or digit');
+
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
+
+// ---------------------------------------------------------------- listeners
+const listenerTls = z.strictObject({
+  certificates: z
+    .array(z.strictObject({ certFile: z.string(), keyFile: z.string() }))
+    .min(1, 'a TLS listener needs at least one certificate')
+    .optional(),
+  passthrough: z.boolean().optional(),
+});
+
+export const listenerSchema = z.strictObject({
+  /** Referenced by `routes[].listeners`. */
+  name,
+  /** host:port; `:8080` is every interface, port 0 picks a free port (tests). */
+  address,
+  protocol: z.enum(['http', 'tcp']).prefault('http'),
+  tls: listenerTls.optional(),
+  /** Peers whose X-Forwarded-* / Forwarded headers are believed (CIDRs or addresses). Overrides forwarding.trustedProxies. */
+  trustedProxies: z.array(z.string()).optional(),
+});
+
+// ---------------------------------------------------------------- middlewares
+export const rateLimitSchema = z.strictObject({
+  /** Tokens added per `per`. */
+  rate: z.number().positive(),
+  per: duration.prefault('1s'),
+  /** Bucket size: how many requests may arrive at once above the steady rate. Default: rate. */
+  burst: z.number().int().nonnegative().optional(),
+  /** What one bucket counts: the client address, a request header (`header:x-api-key`), or the route as a whole. */
+  key: z
+    .string()
+    .regex(/^(clientIp|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected clientIp, route or header:<name>')
+    .prefault('clientIp'),
+  /** Buckets kept at most; the least recently used are dropped beyond it. */
+  maxKeys: z.number().int().positive().prefault(100_000),
+});
+
+const headerOps = z.strictObject({
+  set: z.record(headerName, z.string()).optional(),
+  add: z.record(headerName, z.string()).optional(),
+  remove: z.array(headerName).optional(),
+});
+
+export const headersSchema = z.strictObject({
+  /** Applied to the request sent upstream. */
+  request: headerOps.optional(),
+  /** Applied to the response sent to the client. */
+  response: headerOps.optional(),
+});
+
+export const ipFilterSchema = z.strictObject({
+  allow: z.array(z.string()).optional(),
+  deny: z.array(z.string()).optional(),
+});
+
+export const MIDDLEWARE_KINDS = ['rateLimit', 'headers', 'ipFilter'] as const;
+
+export const middlewareSchema = z
+  .strictObject({
+    rateLimit: rateLimitSchema.optional(),
+    headers: headersSchema.optional(),
+    ipFilter: ipFilterSchema.optional(),
+  })
+  .refine((m) => Object.keys(m).length === 1, {
+    message: `a middleware has exactly one kind: ${MIDDLEWARE_KINDS.join(', ')}`,
+  });
+
+// ---------------------------------------------------------------- routes
+const stringList = z.union([z.string(), z.array(z.string()).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const matchSchema = z.strictObject({
+  /** Exact names or `*.example.com` (any depth of subdomain); case-insensitive, port ignored. */
+  hosts: stringList.optional(),
+  /** Exact path. */
+  path: z.string().startsWith('/', 'a path starts with "/"').optional(),
+  /** Prefix on a segment boundary: `/api` matches /api and /api/x, not /apix. */
+  pathPrefix: z.string().startsWith('/', 'a path prefix starts with "/"').optional(),
+  /** A regular expression tested against the path (no backreferences or lookarounds). */
+  pathRegex: z.string().optional(),
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET')).min(1).optional(),
+  /** Header name → exact value, or `*` for "present". */
+  headers: z.record(headerName, z.string()).optional(),
+  /** Query parameter → exact value, or `*` for "present". */
+  query: z.record(z.string(), z.string()).optional(),
+});
+
+export const routeSchema = z.strictObject({
+  name,
+  /** Listener names; default: every HTTP listener. */
+  listeners: z.array(z.string()).min(1).optional(),
+  match: matchSchema.prefault({}),
+  /** Higher is tried first; ties are broken by specificity, then by order in the file. */
+  priority: z.number().int().prefault(0),
+  /** Remove the matched pathPrefix before forwarding. */
+  stripPrefix: z.boolean().prefault(false),
+  /** Regex rewrite of the path (query kept); `$1` in replacement refers to a capture group. */
+  rewrite: z.strictObject({ regex: z.string(), replacement: z.string() }).optional(),
+  middlewares: z.array(z.string()).prefault([]),
+  upstream: z.string({ error: 'every route names an upstream' }),
+  /** Overrides limits.maxRequestBody for this route. */
+  maxRequestBody: size.optional(),
+});
+
+// ---------------------------------------------------------------- upstreams
+export const BALANCERS = ['roundRobin', 'leastConnections', 'ipHash', 'consistentHash', 'random2'] as const;
+
+const targetSchema = z.strictObject({
+  url: z
+    .string()
+    .refine((u) => URL.canParse(u), 'expected a URL such as http://127.0.0.1:3000')
+    .refine((u) => !URL.canParse(u) || new URL(u).protocol === 'http:', 'only http:// targets are supported'),
+  weight: z.number().int().min(1).max(1000).prefault(1),
+});
+
+export const hashKeySchema = z
+  .string()
+  .regex(/^(path|clientIp|(header|cookie|query):.+)$/, 'expected path, clientIp, header:<name>, cookie:<name> or query:<name>');
+
+export const upstreamSchema = z.strictObject({
+  loadBalancer: z.enum(BALANCERS).prefault('roundRobin'),
+  /** What consistentHash hashes (default path). */
+  hashKey: hashKeySchema.optional(),
+  targets: z.array(targetSchema).min(1, 'an upstream needs at least one target'),
+  /** Open connections to one target at most (requests beyond it wait in the pool's queue). */
+  maxConnectionsPerTarget: z.number().int().positive().prefault(256),
+  /** Send the client's Host header upstream (true) or the target's host:port (false). */
+  passHostHeader: z.boolean().prefault(true),
+  timeouts: z
+    .strictObject({
+      connect: duration.prefault('5s'),
+      /** From the request sent to the response headers received. */
+      response: duration.prefault('60s'),
+      /** Longest silence while the response body streams; 0 turns it off. */
+      idle: duration.prefault('60s'),
+      /** How long an unused pooled connection stays open. */
+      keepAlive: duration.prefault('4s'),
+    })
+    .prefault({}),
+  healthCheck: z
+    .strictObject({
+      path: z.string().startsWith('/').prefault('/'),
+      interval: duration.prefault('5s'),
+      timeout: duration.prefault('2s'),
+      healthyAfter: z.number().int().min(1).prefault(2),
+      unhealthyAfter: z.number().int().min(1).prefault(2),
+      /** Expected statuses: 2xx and 3xx by default. */
+      expectStatus: z
+        .array(z.string().regex(/^\d{3}(-\d{3})?$|^[1-5]xx$/, 'expected 200, 200-299 or 2xx'))
+        .prefault(['2xx', '3xx']),
+    })
+    .optional(),
+});
+
+// ---------------------------------------------------------------- top level
+export const limitsSchema = z.strictObject({
+  maxRequestBody: size.prefault('10mb'),
+  maxRequestHeaders: size.prefault('32kb'),
+  maxUriLength: size.prefault('8kb'),
+  headerTimeout: duration.prefault('10s'),
+  keepAliveTimeout: duration.prefault('60s'),
+  /** Longest silence while a request body is being received; 0 turns it off. */
+  bodyTimeout: duration.prefault('60s'),
+});
+
+export const forwardingSchema = z.strictObject({
+  /** Peers allowed to set X-Forwarded-For/-Proto/-Host and Forwarded (CIDRs or addresses). */
+  trustedProxies: z.array(z.string()).prefault([]),
+  /** Also send the RFC 7239 Forwarded header. */
+  forwarded: z.boolean().prefault(false),
+  /** The Via pseudonym; also used to detect loops (508). Default: gatehouse-<random>. */
+  via: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional(),
+});
+
+export const accessLogSchema = z.strictObject({
+  enabled: z.boolean().prefault(true),
+  /** `stdout`, `stderr` or a file path (appended; reopened on SIGUSR1). */
+  path: z.string().prefault('stdout'),
+});
+
+export const adminSchema = z.strictObject({
+  address: address.prefault('127.0.0.1:9901'),
+  token: z.string().optional(),
+});
+
+export const configSchema = z.strictObject({
+  $schema: z.string().optional(),
+  admin: adminSchema.optional(),
+  listeners: z.array(listenerSchema).min(1, 'at least one listener is needed'),
+  routes: z.array(routeSchema).prefault([]),
+  middlewares: z.record(name, middlewareSchema).prefault({}),
+  upstreams: z.record(name, upstreamSchema).prefault({}),
+  limits: limitsSchema.prefault({}),
+  forwarding: forwardingSchema.prefault({}),
+  accessLog: accessLogSchema.prefault({}),
+  /** How long in-flight requests may take to finish after SIGTERM/SIGINT. */
+  shutdownGracePeriod: duration.prefault('10s'),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ListenerConfig = z.output<typeof listenerSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
+export type MatchConfig = z.output<typeof matchSchema>;
+export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type MiddlewareConfig = z.output<typeof middlewareSchema>;
+export type RateLimitConfig = z.output<typeof rateLimitSchema>;
+export type HeadersConfig = z.output<typeof headersSchema>;
+export type IpFilterConfig = z.output<typeof ipFilterSchema>;
+export type LimitsConfig = z.output<typeof limitsSchema>;
+export type BalancerName = (typeof BALANCERS)[number];
+
+/** JSON Schema (draft 2020-12) of the file as written, for editors (`gatehouse schema`). */
+export function jsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }),
+    $id: 'https://gatehouse.dev/gatehouse.schema.json',
+    title: 'Gatehouse configuration',
+  };
+}

@@ -1,0 +1,308 @@
+// Validation in two passes, collecting every error before answering:
+//  1. the schema (types, unknown keys, formats), errors reworded for people;
+//  2. the semantic pass: references between blocks, duplicates, regex safety, addresses, CIDRs.
+import { isIP } from 'node:net';
+import type { z } from 'zod';
+import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
+import { type Config, configSchema } from './schema.ts';
+import { isLoopbackHost, parseAddress } from './units.ts';
+
+export interface Validated {
+  config?: Config;
+  errors: ConfigError[];
+  file: string;
+}
+
+export async function validateFile(file: string, env?: NodeJS.ProcessEnv): Promise<Validated> {
+  return validateLoaded(await loadFile(file, env));
+}
+
+export function validateText(text: string, file = 'config.yaml', env?: NodeJS.ProcessEnv): Validated {
+  return validateLoaded(loadText(text, file, env));
+}
+
+export function validateLoaded(loaded: Loaded): Validated {
+  const { source } = loaded;
+  if (loaded.errors.length > 0 && loaded.value === undefined) return { errors: loaded.errors, file: source.file };
+  const errors = [...loaded.errors];
+  const err = (path: readonly PropertyKey[], reason: string) => {
+    const { line, column } = source.locate(path);
+    errors.push({ file: source.file, line, column, key: path.join('.'), reason });
+  };
+
+  if (loaded.value === null || typeof loaded.value !== 'object' || Array.isArray(loaded.value)) {
+    err([], 'expected a mapping of keys (listeners, routes, upstreams, ...)');
+    return { errors, file: source.file };
+  }
+
+  const parsed = configSchema.safeParse(loaded.value);
+  if (!parsed.success) for (const issue of parsed.error.issues) schemaIssue(issue, loaded.value, err);
+  semantic(loaded.value, err);
+  if (errors.length > 0 || !parsed.success) return { errors: sortErrors(errors), file: source.file };
+  return { config: parsed.data, errors, file: source.file };
+}
+
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  return errors.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+type Err = (path: readonly PropertyKey[], reason: string) => void;
+
+// ---------------------------------------------------------------- schema issues, in plain words
+function schemaIssue(issue: z.core.$ZodIssue, root: unknown, err: Err): void {
+  const path = issue.path;
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = keysAt(path);
+      for (const key of issue.keys) {
+        const hint = closest(key, allowed);
+        err([...path, key], `unknown key${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      }
+      return;
+    }
+    case 'invalid_type': {
+      const got = valueAt(root, path);
+      if (got === undefined) err(path, 'is required');
+      else if (issue.message.startsWith('Invalid input')) err(path, `expected ${article(issue.expected)}, got ${describe(got)}`);
+      else err(path, issue.message);
+      return;
+    }
+    case 'invalid_value':
+      err(path, `expected one of ${issue.values.map(String).join(', ')}`);
+      return;
+    case 'too_small':
+      if (issue.origin === 'array') err(path, issue.message.startsWith('Too small') ? `needs at least ${issue.minimum} item(s)` : issue.message);
+      else err(path, issue.message.startsWith('Too small') ? `must be at least ${issue.minimum}` : issue.message);
+      return;
+    case 'too_big':
+      err(path, `must be at most ${issue.maximum}`);
+      return;
+    case 'invalid_union':
+      err(path, 'expected a string or a list of strings');
+      return;
+    case 'invalid_format':
+      err(path, issue.message.startsWith('Invalid') ? `invalid format (${issue.format})` : issue.message);
+      return;
+    default:
+      err(path, issue.message);
+  }
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'nothing (null)';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string "${v.length > 30 ? `${v.slice(0, 30)}...` : v}"`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[seg];
+  }
+  return v;
+}
+
+/** The keys the schema allows at `path`, for "did you mean" hints. */
+function keysAt(path: readonly PropertyKey[]): string[] {
+  // biome-ignore lint/suspicious/noExplicitAny: walking zod's internal definition tree
+  let s: any = configSchema;
+  const unwrap = () => {
+    for (;;) {
+      const def = s?._zod?.def;
+      if (!def) return;
+      if (def.type === 'optional' || def.type === 'default' || def.type === 'prefault' || def.type === 'nullable') s = def.innerType;
+      else if (def.type === 'pipe') s = def.in;
+      else return;
+    }
+  };
+  for (const seg of path) {
+    unwrap();
+    const def = s?._zod?.def;
+    if (!def) return [];
+    if (def.type === 'object') s = def.shape[seg as string];
+    else if (def.type === 'array') s = def.element;
+    else if (def.type === 'record') s = def.valueType;
+    else return [];
+  }
+  unwrap();
+  const def = s?._zod?.def;
+  return def?.type === 'object' ? Object.keys(def.shape) : [];
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
+// ---------------------------------------------------------------- semantic pass
+const HOST_RE = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/i;
+
+// The semantic pass reads the raw value defensively, so it runs even when the schema pass found
+// errors, and the user sees every problem in one go. Values of the wrong type are skipped here:
+// the schema pass has already reported them.
+type Raw = Record<string, unknown>;
+const obj = (v: unknown): Raw => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const strs = (v: unknown): string[] => (typeof v === 'string' ? [v] : arr(v).filter((x): x is string => typeof x === 'string'));
+
+function semantic(raw: unknown, err: Err): void {
+  const c = obj(raw);
+  const upstreams = obj(c.upstreams);
+  const middlewares = obj(c.middlewares);
+  const listenerNames = new Map<string, number>();
+  const addresses = new Map<string, number>();
+  arr(c.listeners).forEach((lv, i) => {
+    const l = obj(lv);
+    const name = str(l.name);
+    if (name !== undefined) {
+      if (listenerNames.has(name)) err(['listeners', i, 'name'], `duplicate listener name "${name}" (first at listeners.${listenerNames.get(name)})`);
+      else listenerNames.set(name, i);
+    }
+    const a = parseAddress(str(l.address) ?? '');
+    if (a && a.port !== 0) {
+      const k = `${a.host}:${a.port}`;
+      if (addresses.has(k)) err(['listeners', i, 'address'], `address already used by listeners.${addresses.get(k)}`);
+      else addresses.set(k, i);
+    }
+    if (l.protocol === 'tcp') err(['listeners', i, 'protocol'], 'layer-4 (tcp) listeners are not supported by this version yet');
+    if (l.tls !== undefined) err(['listeners', i, 'tls'], 'TLS listeners are not supported by this version yet');
+    strs(l.trustedProxies).forEach((cidr, j) => checkCidr(cidr, ['listeners', i, 'trustedProxies', j], err));
+  });
+
+  if (c.admin !== undefined) {
+    const admin = obj(c.admin);
+    const a = parseAddress(str(admin.address) ?? '127.0.0.1:9901');
+    if (a && !isLoopbackHost(a.host) && !str(admin.token)) {
+      err(['admin', 'address'], 'a non-loopback admin address needs admin.token (the API would be open to the network)');
+    }
+  }
+
+  strs(obj(c.forwarding).trustedProxies).forEach((cidr, j) => checkCidr(cidr, ['forwarding', 'trustedProxies', j], err));
+
+  for (const [name, mv] of Object.entries(middlewares)) {
+    const f = obj(mv).ipFilter;
+    if (f === undefined) continue;
+    const allow = strs(obj(f).allow);
+    const deny = strs(obj(f).deny);
+    allow.forEach((cidr, j) => checkCidr(cidr, ['middlewares', name, 'ipFilter', 'allow', j], err));
+    deny.forEach((cidr, j) => checkCidr(cidr, ['middlewares', name, 'ipFilter', 'deny', j], err));
+    if (allow.length === 0 && deny.length === 0) err(['middlewares', name, 'ipFilter'], 'needs allow or deny');
+  }
+
+  for (const [name, uv] of Object.entries(upstreams)) {
+    const u = obj(uv);
+    const lb = str(u.loadBalancer) ?? 'roundRobin';
+    if (u.hashKey !== undefined && lb !== 'consistentHash') {
+      err(['upstreams', name, 'hashKey'], `hashKey is used only by loadBalancer: consistentHash (this upstream uses ${lb})`);
+    }
+    const seen = new Map<string, number>();
+    arr(u.targets).forEach((tv, i) => {
+      const text = str(obj(tv).url);
+      if (text === undefined || !URL.canParse(text)) return;
+      const url = new URL(text);
+      if (url.pathname !== '/' || url.search) err(['upstreams', name, 'targets', i, 'url'], 'a target URL has no path or query (use rewrite on the route)');
+      if (seen.has(url.origin)) err(['upstreams', name, 'targets', i, 'url'], `duplicate target (same as targets.${seen.get(url.origin)})`);
+      else seen.set(url.origin, i);
+    });
+  }
+
+  const routeNames = new Map<string, number>();
+  arr(c.routes).forEach((rv, i) => {
+    const r = obj(rv);
+    const at = (...p: PropertyKey[]) => ['routes', i, ...p];
+    const name = str(r.name);
+    if (name !== undefined) {
+      if (routeNames.has(name)) err(at('name'), `duplicate route name "${name}" (first at routes.${routeNames.get(name)})`);
+      else routeNames.set(name, i);
+    }
+    strs(r.listeners).forEach((l, j) => {
+      if (!listenerNames.has(l)) err(at('listeners', j), `no listener named "${l}"${hintFrom(l, listenerNames.keys())}`);
+    });
+    const up = str(r.upstream);
+    if (up !== undefined && !Object.hasOwn(upstreams, up)) err(at('upstream'), `no upstream named "${up}"${hintFrom(up, Object.keys(upstreams))}`);
+    strs(r.middlewares).forEach((m, j) => {
+      if (!Object.hasOwn(middlewares, m)) err(at('middlewares', j), `no middleware named "${m}"${hintFrom(m, Object.keys(middlewares))}`);
+    });
+    const m = obj(r.match);
+    const pathKinds = [m.path, m.pathPrefix, m.pathRegex].filter((x) => x !== undefined).length;
+    if (pathKinds > 1) err(at('match'), 'use one of path, pathPrefix and pathRegex');
+    const re = str(m.pathRegex);
+    if (re !== undefined) checkRegex(re, at('match', 'pathRegex'), err);
+    const rw = str(obj(r.rewrite).regex);
+    if (rw !== undefined) checkRegex(rw, at('rewrite', 'regex'), err);
+    if (r.stripPrefix === true && m.pathPrefix === undefined) err(at('stripPrefix'), 'stripPrefix needs match.pathPrefix');
+    const hosts = typeof m.hosts === 'string' ? [m.hosts] : arr(m.hosts);
+    hosts.forEach((h, j) => {
+      if (typeof h !== 'string') return;
+      const p = typeof m.hosts === 'string' ? at('match', 'hosts') : at('match', 'hosts', j);
+      if (h.includes(':')) err(p, 'a host has no port (the port is ignored when matching)');
+      else if (!HOST_RE.test(h)) err(p, 'expected a host name such as api.example.com or *.example.com');
+    });
+  });
+}
+
+function hintFrom(word: string, names: Iterable<string>): string {
+  const h = closest(word, [...names]);
+  return h ? ` (did you mean "${h}"?)` : '';
+}
+
+function checkCidr(text: string, path: PropertyKey[], err: Err): void {
+  const [ip, bits, extra] = text.split('/');
+  const family = isIP(ip);
+  const max = family === 4 ? 32 : 128;
+  if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+    err(path, 'expected an IP address or CIDR such as 10.0.0.0/8 or ::1');
+  }
+}
+
+/**
+ * User regexes must compile and must not use backreferences or lookarounds: without them V8's
+ * linear-time engine can take over from the backtracking one, so no request can make matching slow.
+ */
+export function regexProblem(source: string): string | undefined {
+  if (/\\[1-9]|\\k</.test(source)) return 'backreferences are not allowed (they can make matching slow)';
+  if (/\(\?<?[=!]/.test(source)) return 'lookarounds are not allowed (they can make matching slow)';
+  try {
+    new RegExp(source);
+  } catch (e) {
+    return `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`;
+  }
+  return undefined;
+}
+
+function checkRegex(source: string, path: PropertyKey[], err: Err): void {
+  const p = regexProblem(source);
+  if (p) err(path, p);
+}
+
+export type { ConfigError, SourceMap };
