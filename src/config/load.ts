@@ -2,7 +2,7 @@
 // reported as `file:line: key: reason`. `${NAME}` and `${NAME:-default}` are replaced from the
 // environment; `$${` writes a literal `${`.
 import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, parse as parseYaml, visit } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument, parse as parseYaml, visit } from 'yaml';
 
 export interface ConfigError {
   file: string;
@@ -130,7 +130,7 @@ function nodeAt(root: Node, path: readonly PropertyKey[]): Node | undefined {
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      const pair: Pair | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
       if (!pair) return node;
       node = i === path.length - 1 ? (pair.key as Node) : ((pair.value as Node | null) ?? (pair.key as Node));
     } else if (isSeq(node)) {

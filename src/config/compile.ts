@@ -1,0 +1,97 @@
+// Config → Plan: everything a request needs, built once and frozen. A Plan is swapped as one
+// reference (hot reload): a request keeps the Plan it started with, and the old Plan is closed
+// (pools, health checks, middleware timers) once its requests have finished.
+import type { BlockList } from 'node:net';
+import { blockListOf } from '../middleware/ipFilter.ts';
+import { createMiddleware } from '../middleware/index.ts';
+import type { Middleware } from '../middleware/types.ts';
+import { compileRoute, type Route, tableFor } from '../routing/table.ts';
+import type { HealthListener } from '../upstream/health/active.ts';
+import { Upstream } from '../upstream/upstream.ts';
+import type { Config, LimitsConfig } from './schema.ts';
+
+export interface ListenerPlan {
+  readonly name: string;
+  readonly scheme: 'http' | 'https';
+  readonly table: readonly Route[];
+  /** Peers whose forwarding headers are believed; null: none. */
+  readonly trusted: BlockList | null;
+}
+
+/** Requests running on a Plan; when a retired Plan's count reaches 0 it is closed. */
+export interface PlanUsage {
+  active: number;
+  retired: boolean;
+  onDrained: (() => void) | null;
+}
+
+export interface Plan {
+  readonly config: Config;
+  readonly usage: PlanUsage;
+  readonly listeners: ReadonlyMap<string, ListenerPlan>;
+  readonly routes: readonly Route[];
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly limits: LimitsConfig;
+  /** Also send RFC 7239 Forwarded. */
+  readonly forwarded: boolean;
+  /** Starts background work (health checks). Separate from compile so `explain` starts nothing. */
+  start(onHealth: HealthListener): void;
+  close(): Promise<void>;
+}
+
+export function compile(config: Config): Plan {
+  const closers: (() => void)[] = [];
+  const env = { onClose: (fn: () => void) => closers.push(fn) };
+
+  const upstreams = new Map<string, Upstream>();
+  for (const [name, u] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, u));
+
+  const middlewares = new Map<string, Middleware>();
+  for (const [name, m] of Object.entries(config.middlewares)) middlewares.set(name, createMiddleware(name, m, env));
+
+  const routes = config.routes.map((r, i) =>
+    compileRoute(
+      r,
+      i,
+      upstreams.get(r.upstream) as Upstream,
+      r.middlewares.map((m) => middlewares.get(m) as Middleware),
+      config.limits.maxRequestBody,
+    ),
+  );
+
+  const globalTrusted = config.forwarding.trustedProxies;
+  const listeners = new Map<string, ListenerPlan>();
+  for (const l of config.listeners) {
+    const trusted = l.trustedProxies ?? globalTrusted;
+    listeners.set(
+      l.name,
+      Object.freeze({
+        name: l.name,
+        scheme: 'http' as const,
+        table: tableFor(l.name, routes),
+        trusted: trusted.length > 0 ? blockListOf(trusted) : null,
+      }),
+    );
+  }
+
+  let closed: Promise<void> | undefined;
+  return Object.freeze({
+    config,
+    usage: { active: 0, retired: false, onDrained: null },
+    listeners,
+    routes,
+    upstreams,
+    limits: config.limits,
+    forwarded: config.forwarding.forwarded,
+    start(onHealth: HealthListener) {
+      for (const u of upstreams.values()) u.startHealthChecks(onHealth);
+    },
+    close() {
+      closed ??= (async () => {
+        for (const fn of closers) fn();
+        await Promise.all([...upstreams.values()].map((u) => u.close()));
+      })();
+      return closed;
+    },
+  });
+}

@@ -1,0 +1,179 @@
+// A running Gatehouse: its listeners, the current Plan, the access log. `reload` swaps the Plan as
+// one reference; requests already running finish on the Plan they started with, which is closed
+// once the last of them is done.
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { type Plan, compile } from './config/compile.ts';
+import type { Config } from './config/schema.ts';
+import { formatAddress, parseAddress } from './config/units.ts';
+import { LineWriter } from './observe/accessLog.ts';
+import type { Runtime } from './pipeline/run.ts';
+import { createHttpServer } from './server/http.ts';
+import type { Target } from './upstream/target.ts';
+
+export interface BoundListener {
+  name: string;
+  host: string;
+  port: number;
+  /** `http://127.0.0.1:8080` (for display and tests). */
+  url: string;
+}
+
+export interface StartOptions {
+  /** Where operational messages go (not the access log). Default: stderr. */
+  say?: (msg: string) => void;
+  /** Override the access log sink (tests pass their own writer, or null for none). */
+  accessLog?: LineWriter | null;
+  /** Bind listeners with SO_REUSEPORT (one process per core). */
+  reusePort?: boolean;
+}
+
+export class StartError extends Error {}
+
+export class Gatehouse {
+  readonly listeners: BoundListener[] = [];
+  readonly #servers: Server[] = [];
+  readonly #rt: Runtime;
+  readonly #say: (msg: string) => void;
+  /** Swapped-out Plans that still have requests running. */
+  readonly #retired = new Set<Plan>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(rt: Runtime, say: (msg: string) => void) {
+    this.#rt = rt;
+    this.#say = say;
+  }
+
+  get plan(): Plan {
+    return this.#rt.plan;
+  }
+
+  get inflight(): number {
+    return this.#rt.inflight;
+  }
+
+  static async start(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
+    const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
+    const plan = compile(config);
+    let log: LineWriter | null;
+    try {
+      log = opts.accessLog !== undefined ? opts.accessLog : config.accessLog.enabled ? new LineWriter(config.accessLog.path) : null;
+    } catch (err) {
+      await plan.close();
+      throw new StartError(`accessLog.path: cannot open ${config.accessLog.path}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+    const rt: Runtime = {
+      plan,
+      via: config.forwarding.via ?? process.env.GATEHOUSE_VIA ?? `gatehouse-${randomBytes(3).toString('hex')}`,
+      log,
+      inflight: 0,
+      onIdle: null,
+    };
+    const gh = new Gatehouse(rt, say);
+    try {
+      for (const l of config.listeners) await gh.#listen(l.name, l.address, config, opts.reusePort ?? false);
+    } catch (err) {
+      await gh.close(0);
+      throw err;
+    }
+    plan.start(gh.#onHealth);
+    return gh;
+  }
+
+  async #listen(name: string, address: string, config: Config, reusePort: boolean): Promise<void> {
+    const { host, port } = parseAddress(address) as { host: string; port: number };
+    const server = createHttpServer(this.#rt, name, config.limits);
+    this.#servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const why =
+          err.code === 'EADDRINUSE'
+            ? 'the address is already in use'
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need privileges)'
+              : err.code === 'EADDRNOTAVAIL'
+                ? 'no such local address'
+                : (err.code ?? err.message);
+        reject(new StartError(`listener ${name}: cannot listen on ${address}: ${why}`));
+      };
+      server.once('error', onError);
+      server.listen({ host, port, reusePort, ipv6Only: host === '::' ? false : undefined }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    const bound = server.address();
+    const actualPort = typeof bound === 'object' && bound !== null ? bound.port : port;
+    const url = `http://${formatAddress(host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, actualPort)}`;
+    this.listeners.push({ name, host, port: actualPort, url });
+    this.#say(`listener ${name}: ${formatAddress(host, actualPort)} (${url})`);
+  }
+
+  readonly #onHealth = (target: Target, healthy: boolean, detail: string) => {
+    this.#say(`target ${target.id} is ${healthy ? 'healthy' : 'DOWN'} (${detail})`);
+  };
+
+  /**
+   * Swaps in a Plan built from `config`. Listeners and limits are bound to sockets and need a
+   * restart; routes, middlewares and upstreams change here.
+   */
+  reload(config: Config): Plan {
+    const next = compile(config);
+    const old = this.#rt.plan;
+    this.#rt.plan = next;
+    next.start(this.#onHealth);
+    // Requests on the old Plan hold references to its routes and pools; it closes when they are done.
+    this.#retire(old);
+    return next;
+  }
+
+  #retire(plan: Plan): void {
+    const usage = plan.usage;
+    usage.retired = true;
+    this.#retired.add(plan);
+    const closeIt = () => {
+      this.#retired.delete(plan);
+      void plan.close();
+    };
+    if (usage.active === 0) return closeIt();
+    usage.onDrained = closeIt;
+  }
+
+  /** Reopens the access log file (after log rotation). */
+  reopenLog(): void {
+    this.#rt.log?.reopen();
+  }
+
+  /**
+   * Graceful stop: no new connections, idle keep-alive connections closed, running requests given
+   * `graceMs` to finish, then every connection closed, the pools and health checks stopped.
+   */
+  close(graceMs = this.#rt.plan.config.shutdownGracePeriod): Promise<void> {
+    this.#closing ??= (async () => {
+      const rt = this.#rt;
+      const closed = this.#servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r())));
+      for (const s of this.#servers) s.closeIdleConnections();
+      if (rt.inflight > 0 && graceMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          const tick = setInterval(() => {
+            for (const s of this.#servers) s.closeIdleConnections();
+          }, 50);
+          const done = () => {
+            clearTimeout(timer);
+            clearInterval(tick);
+            resolve();
+          };
+          rt.onIdle = done;
+          if (rt.inflight === 0) done();
+        });
+      }
+      for (const s of this.#servers) s.closeAllConnections();
+      await Promise.all(closed);
+      await rt.plan.close();
+      await Promise.all([...this.#retired].map((p) => p.close()));
+      rt.log?.close();
+    })();
+    return this.#closing;
+  }
+}

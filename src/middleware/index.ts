@@ -1,0 +1,16 @@
+// The kind → factory table: the config key under `middlewares.<name>` picks the factory.
+import type { MiddlewareConfig } from '../config/schema.ts';
+import { headers } from './headers.ts';
+import { ipFilter } from './ipFilter.ts';
+import { rateLimit } from './rateLimit.ts';
+import type { BuildEnv, Middleware, MiddlewareKind } from './types.ts';
+
+export const middlewareKinds = { rateLimit, headers, ipFilter } satisfies {
+  [K in keyof MiddlewareConfig]-?: MiddlewareKind<NonNullable<MiddlewareConfig[K]>>;
+};
+
+export function createMiddleware(name: string, config: MiddlewareConfig, env: BuildEnv): Middleware {
+  const kind = Object.keys(config)[0] as keyof typeof middlewareKinds;
+  const factory = middlewareKinds[kind] as MiddlewareKind<unknown>;
+  return factory.create(name, config[kind], env);
+}

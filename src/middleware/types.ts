@@ -1,0 +1,35 @@
+// The middleware contract. A middleware is built once from its config block when a Plan is compiled
+// (never per request) and may hook three stages of the request lifecycle:
+//
+//   request          onRequest(ctx)            in route order; returning a LocalResponse answers at once
+//   upstreamRequest  onUpstreamRequest(ctx, r) in route order; may change method, path, headers
+//   response         onResponse(ctx, head)     in reverse route order; may change status and headers
+//
+// A route keeps, per stage, only the middlewares that have that hook (null when none), so a route
+// without middlewares pays nothing for the mechanism.
+import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
+
+export interface LocalResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** The reason recorded in the access log for a refusal (`rate_limited`, `forbidden`, ...). */
+  reason?: string;
+}
+
+export interface Middleware {
+  readonly name: string;
+  onRequest?(ctx: RequestContext): LocalResponse | undefined | Promise<LocalResponse | undefined>;
+  onUpstreamRequest?(ctx: RequestContext, req: UpstreamRequest): void;
+  onResponse?(ctx: RequestContext, head: ResponseHead): void;
+}
+
+/** What a middleware factory may use besides its own config. */
+export interface BuildEnv {
+  /** Every timer or resource a middleware starts is released through this when its Plan closes. */
+  onClose(fn: () => void): void;
+}
+
+export interface MiddlewareKind<C> {
+  create(name: string, config: C, env: BuildEnv): Middleware;
+}

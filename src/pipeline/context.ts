@@ -1,0 +1,91 @@
+// Per-request state. One object per request with every field set in the constructor, so V8 keeps
+// one shape for all of them.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Plan } from '../config/compile.ts';
+import type { Route } from '../routing/table.ts';
+import type { Target } from '../upstream/target.ts';
+import type { ProxyError } from './errors.ts';
+
+/** What goes upstream: built in the `upstreamRequest` stage, changed by `onUpstreamRequest` hooks. */
+export interface UpstreamRequest {
+  method: string;
+  /** Path and query, as sent to the target. */
+  path: string;
+  /** Flat [name, value, name, value, ...], names lower case. */
+  headers: string[];
+}
+
+/** A response head on its way to the client; `onResponse` hooks may change it. */
+export interface ResponseHead {
+  status: number;
+  headers: Record<string, string | string[]>;
+}
+
+export class RequestContext {
+  readonly id: string;
+  readonly start: number;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The Plan this request runs on, to the end, even if a reload swaps in another. */
+  readonly plan: Plan;
+  readonly listener: string;
+  readonly scheme: 'http' | 'https';
+  /** The TCP peer's address. */
+  peer: string;
+  /** The peer is a trusted proxy: its forwarding headers are believed. */
+  peerTrusted: boolean;
+  /** The client's address: the peer, or with a trusted proxy in front, the first untrusted X-Forwarded-For hop. */
+  clientIp: string;
+  /** The Host header as sent (with port), or ''. */
+  hostHeader: string;
+  /** Host without port, lower case, from the Host header. */
+  host: string;
+  /** The normalised path (dot segments resolved), without the query. */
+  path: string;
+  /** The query string including `?`, or ''. */
+  query: string;
+  route: Route | undefined;
+  target: Target | undefined;
+  attempts: number;
+  error: ProxyError | undefined;
+  status: number;
+  bytesOut: number;
+  upstreamStart: number;
+  upstreamMs: number;
+  /** Per-middleware state, keyed by a module-level symbol. */
+  vars: Map<symbol, unknown> | undefined;
+
+  constructor(
+    id: string,
+    plan: Plan,
+    req: IncomingMessage,
+    res: ServerResponse,
+    listener: string,
+    scheme: 'http' | 'https',
+    start: number,
+  ) {
+    this.id = id;
+    this.plan = plan;
+    this.start = start;
+    this.req = req;
+    this.res = res;
+    this.listener = listener;
+    this.scheme = scheme;
+    this.peer = '';
+    this.peerTrusted = false;
+    this.clientIp = '';
+    this.hostHeader = '';
+    this.host = '';
+    this.path = '/';
+    this.query = '';
+    this.route = undefined;
+    this.target = undefined;
+    this.attempts = 0;
+    this.error = undefined;
+    this.status = 0;
+    this.bytesOut = 0;
+    this.upstreamStart = 0;
+    this.upstreamMs = -1;
+    this.vars = undefined;
+  }
+}

@@ -1,0 +1,166 @@
+// The `upstreamRequest` stage's header work: hop-by-hop headers out, forwarding headers in.
+//
+// Forwarding headers are only believed from a trusted proxy. From anyone else X-Forwarded-*,
+// X-Real-IP and Forwarded are replaced, never appended to, so a client cannot claim another address.
+import type { BlockList } from 'node:net';
+import { isIPv6 } from 'node:net';
+import { inList } from '../middleware/ipFilter.ts';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and other connection-scoped ones; never forwarded. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'http2-settings',
+]);
+
+/** Request headers we set ourselves, so the client's copies are dropped. */
+const OURS: ReadonlySet<string> = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-real-ip',
+  'forwarded',
+  'via',
+  'x-request-id',
+  'host',
+  // undici writes the body framing itself; Expect is answered by Node's server (100 Continue).
+  'content-length',
+  'expect',
+]);
+
+/** Names listed in a Connection header, lower case; null when there are none beyond the usual. */
+export function connectionListed(value: string | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  let set: Set<string> | null = null;
+  for (const part of value.split(',')) {
+    const name = part.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive') continue;
+    set ??= new Set();
+    set.add(name);
+  }
+  return set;
+}
+
+export function normalizeIp(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/**
+ * The client's address. Behind trusted proxies it is the rightmost X-Forwarded-For hop that is not
+ * itself a trusted proxy (the leftmost when all are), as nginx's real_ip_recursive does.
+ */
+export function clientAddress(peer: string, trusted: BlockList, xff: string | undefined): string {
+  if (xff === undefined) return peer;
+  const hops = xff.split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = normalizeIp(hops[i].trim());
+    if (hop === '') continue;
+    if (i === 0 || !safeInList(trusted, hop)) return hop;
+  }
+  return peer;
+}
+
+function safeInList(list: BlockList, ip: string): boolean {
+  try {
+    return inList(list, ip);
+  } catch {
+    return false;
+  }
+}
+
+export interface ForwardInput {
+  rawHeaders: readonly string[];
+  peer: string;
+  peerTrusted: boolean;
+  clientIp: string;
+  scheme: string;
+  /** The Host header as the client sent it (with port), or ''. */
+  hostHeader: string;
+  /** What to send as Host: the client's or the target's authority. */
+  upstreamHost: string;
+  requestId: string;
+  via: string;
+  forwarded: boolean;
+}
+
+/** The header list sent upstream, flat: [name, value, ...]. */
+export function upstreamHeaders(f: ForwardInput): string[] {
+  const raw = f.rawHeaders;
+  let listed: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
+      const more = connectionListed(raw[i + 1]);
+      if (more) {
+        listed ??= new Set();
+        for (const n of more) listed.add(n);
+      }
+    }
+  }
+  const out: string[] = [];
+  let xff: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let fwd: string | undefined;
+  let via: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    if (HOP_BY_HOP.has(name) || (listed !== null && listed.has(name))) continue;
+    if (OURS.has(name)) {
+      if (name === 'via') via = via === undefined ? value : `${via}, ${value}`;
+      else if (f.peerTrusted) {
+        if (name === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+        else if (name === 'x-forwarded-proto') xfProto ??= value;
+        else if (name === 'x-forwarded-host') xfHost ??= value;
+        else if (name === 'forwarded') fwd = fwd === undefined ? value : `${fwd}, ${value}`;
+      }
+      continue;
+    }
+    out.push(name, value);
+  }
+  const proto = xfProto ?? f.scheme;
+  const host = xfHost ?? f.hostHeader;
+  out.push(
+    'host',
+    f.upstreamHost,
+    'x-forwarded-for',
+    xff === undefined ? f.peer : `${xff}, ${f.peer}`,
+    'x-forwarded-proto',
+    proto,
+    'x-real-ip',
+    f.clientIp,
+    'x-request-id',
+    f.requestId,
+    'via',
+    via === undefined ? `1.1 ${f.via}` : `${via}, 1.1 ${f.via}`,
+  );
+  if (host !== '') out.push('x-forwarded-host', host);
+  if (f.forwarded) {
+    const node = isIPv6(f.peer) ? `"[${f.peer}]"` : f.peer;
+    const own = `for=${node};proto=${f.scheme}${f.hostHeader ? `;host=${quoteIfNeeded(f.hostHeader)}` : ''}`;
+    out.push('forwarded', fwd === undefined ? own : `${fwd}, ${own}`);
+  }
+  return out;
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(v) ? v : `"${v.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** Whether a Via header already names this proxy: the request went round in a loop. */
+export function viaHasLoop(via: string | undefined, pseudonym: string): boolean {
+  if (via === undefined) return false;
+  for (const part of via.split(',')) {
+    const fields = part.trim().split(/\s+/);
+    if (fields[1] === pseudonym) return true;
+  }
+  return false;
+}

@@ -1,0 +1,202 @@
+// The route table: compiled once per Plan and per listener, walked per request.
+//
+// Precedence (docs/routing.md). Routes are tried in this order, the first match wins:
+//   1. higher `priority` first (default 0);
+//   2. host: a route with an exact host before one with only `*.` wildcards (longer suffix first),
+//      before one with no host condition (nginx picks the server block first, then the location);
+//   3. path: exact `path`, then `pathRegex`, then `pathPrefix` with the longest prefix first
+//      (nginx's location order); no path condition counts as the prefix "/";
+//   4. more conditions first (each method list, header and query parameter counts one), so a
+//      canary route with `headers: {x-canary: "1"}` beats the same route without it;
+//   5. the order in the file.
+// So the obvious cases need no thought (`/api/` beats `/`, `api.example.com` beats `*.example.com`),
+// and `priority` settles anything else. `gatehouse explain` shows the order and why each route
+// before the winner did not match.
+import type { MatchConfig, RouteConfig } from '../config/schema.ts';
+import type { Middleware } from '../middleware/types.ts';
+import type { Upstream } from '../upstream/upstream.ts';
+
+type PathKind = 'exact' | 'regex' | 'prefix';
+
+export interface Route {
+  readonly name: string;
+  /** Position in the file, for explain and tie-breaking. */
+  readonly index: number;
+  readonly priority: number;
+  readonly listeners: ReadonlySet<string> | null;
+  readonly exactHosts: ReadonlySet<string> | null;
+  /** `*.example.com` kept as `.example.com`. */
+  readonly wildcardHosts: readonly string[] | null;
+  readonly pathKind: PathKind;
+  /** For prefixes: normalised without a trailing slash ('' for the root prefix). */
+  readonly pathValue: string;
+  readonly pathRegex: RegExp | null;
+  readonly methods: ReadonlySet<string> | null;
+  readonly headers: readonly (readonly [string, string])[] | null;
+  readonly query: readonly (readonly [string, string])[] | null;
+  readonly stripPrefix: boolean;
+  readonly rewrite: { readonly regex: RegExp; readonly replacement: string } | null;
+  readonly upstream: Upstream;
+  readonly maxRequestBody: number;
+  /** Middlewares per stage, null when none has that hook. onResponse is already in reverse order. */
+  readonly onRequest: readonly Middleware[] | null;
+  readonly onUpstreamRequest: readonly Middleware[] | null;
+  readonly onResponse: readonly Middleware[] | null;
+  readonly config: RouteConfig;
+}
+
+/** What a route is matched against. */
+export interface MatchInput {
+  host: string;
+  path: string;
+  method: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Lazily parsed: only routes with query conditions ask for it. */
+  query: () => URLSearchParams;
+}
+
+export type Mismatch = 'host' | 'path' | 'method' | 'headers' | 'query';
+
+export function compileRoute(
+  cfg: RouteConfig,
+  index: number,
+  upstream: Upstream,
+  middlewares: readonly Middleware[],
+  defaultMaxBody: number,
+): Route {
+  const m: MatchConfig = cfg.match;
+  const hosts = (m.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''));
+  const exact = hosts.filter((h) => !h.startsWith('*.'));
+  const wild = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+  let pathKind: PathKind = 'prefix';
+  let pathValue = '';
+  if (m.path !== undefined) {
+    pathKind = 'exact';
+    pathValue = m.path;
+  } else if (m.pathRegex !== undefined) {
+    pathKind = 'regex';
+    pathValue = m.pathRegex;
+  } else if (m.pathPrefix !== undefined) {
+    pathValue = m.pathPrefix.replace(/\/+$/, '');
+  }
+  const pick = (hook: keyof Middleware) => {
+    const list = middlewares.filter((mw) => typeof mw[hook] === 'function');
+    return list.length > 0 ? list : null;
+  };
+  const onResponse = pick('onResponse');
+  return Object.freeze({
+    name: cfg.name,
+    index,
+    priority: cfg.priority,
+    listeners: cfg.listeners ? new Set(cfg.listeners) : null,
+    exactHosts: exact.length > 0 ? new Set(exact) : null,
+    wildcardHosts: wild.length > 0 ? wild.sort((a, b) => b.length - a.length) : null,
+    pathKind,
+    pathValue,
+    pathRegex: pathKind === 'regex' ? new RegExp(pathValue) : null,
+    methods: m.methods ? new Set(m.methods) : null,
+    headers: m.headers ? Object.entries(m.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : null,
+    query: m.query ? Object.entries(m.query) : null,
+    stripPrefix: cfg.stripPrefix,
+    rewrite: cfg.rewrite ? { regex: new RegExp(cfg.rewrite.regex), replacement: cfg.rewrite.replacement } : null,
+    upstream,
+    maxRequestBody: cfg.maxRequestBody ?? defaultMaxBody,
+    onRequest: pick('onRequest'),
+    onUpstreamRequest: pick('onUpstreamRequest'),
+    onResponse: onResponse ? onResponse.reverse() : null,
+    config: cfg,
+  });
+}
+
+function hostRank(r: Route): number {
+  if (r.exactHosts) return 100_000;
+  if (r.wildcardHosts) return 1 + r.wildcardHosts[r.wildcardHosts.length - 1].length;
+  return 0;
+}
+
+function pathRank(r: Route): number {
+  if (r.pathKind === 'exact') return 3_000_000;
+  if (r.pathKind === 'regex') return 2_000_000;
+  return 1 + r.pathValue.length;
+}
+
+function conditionCount(r: Route): number {
+  return (r.methods ? 1 : 0) + (r.headers?.length ?? 0) + (r.query?.length ?? 0);
+}
+
+/** The documented precedence order (see the comment at the top of this file). */
+export function orderRoutes(routes: readonly Route[]): Route[] {
+  return [...routes].sort(
+    (a, b) =>
+      b.priority - a.priority ||
+      hostRank(b) - hostRank(a) ||
+      pathRank(b) - pathRank(a) ||
+      conditionCount(b) - conditionCount(a) ||
+      a.index - b.index,
+  );
+}
+
+/** The routes one listener serves, in precedence order. */
+export function tableFor(listener: string, routes: readonly Route[]): readonly Route[] {
+  return Object.freeze(orderRoutes(routes.filter((r) => r.listeners === null || r.listeners.has(listener))));
+}
+
+/** Why a route does not match, or null when it does. Cheapest checks first. */
+export function mismatch(r: Route, input: MatchInput): Mismatch | null {
+  if (r.methods !== null && !r.methods.has(input.method)) return 'method';
+  if (r.exactHosts !== null || r.wildcardHosts !== null) {
+    let ok = r.exactHosts?.has(input.host) ?? false;
+    if (!ok && r.wildcardHosts !== null) {
+      for (const suffix of r.wildcardHosts) {
+        if (input.host.length > suffix.length && input.host.endsWith(suffix)) {
+          ok = true;
+          break;
+        }
+      }
+    }
+    if (!ok) return 'host';
+  }
+  const path = input.path;
+  switch (r.pathKind) {
+    case 'exact':
+      if (path !== r.pathValue) return 'path';
+      break;
+    case 'regex':
+      if (!(r.pathRegex as RegExp).test(path)) return 'path';
+      break;
+    default: {
+      const p = r.pathValue;
+      if (p !== '' && !(path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47))) return 'path';
+    }
+  }
+  if (r.headers !== null) {
+    for (const [name, want] of r.headers) {
+      const got = input.headers[name];
+      if (got === undefined) return 'headers';
+      if (want !== '*' && (Array.isArray(got) ? !got.includes(want) : got !== want)) return 'headers';
+    }
+  }
+  if (r.query !== null) {
+    const q = input.query();
+    for (const [name, want] of r.query) {
+      const got = q.getAll(name);
+      if (got.length === 0 || (want !== '*' && !got.includes(want))) return 'query';
+    }
+  }
+  return null;
+}
+
+export function matchRoute(table: readonly Route[], input: MatchInput): Route | undefined {
+  for (let i = 0; i < table.length; i++) {
+    if (mismatch(table[i], input) === null) return table[i];
+  }
+  return undefined;
+}
+
+/** The path sent upstream: stripPrefix, then rewrite; the query is appended by the caller. */
+export function upstreamPath(r: Route, path: string): string {
+  let p = path;
+  if (r.stripPrefix && r.pathValue !== '') p = p.slice(r.pathValue.length) || '/';
+  if (r.rewrite !== null) p = p.replace(r.rewrite.regex, r.rewrite.replacement);
+  return p;
+}

@@ -1,0 +1,76 @@
+// HTTP listeners: the socket-level part of the `accept` stage. Node's llhttp parser is strict by
+// default (no request smuggling through conflicting Content-Length / Transfer-Encoding); the
+// header timeout answers slow clients with 408 and an oversized head gets 431.
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { LimitsConfig } from '../config/schema.ts';
+import { REASONS, type Reason } from '../pipeline/errors.ts';
+import { normalizeIp } from '../pipeline/forwarding.ts';
+import { handleRequest, type Runtime } from '../pipeline/run.ts';
+
+export function createHttpServer(rt: Runtime, listenerName: string, limits: LimitsConfig): Server {
+  const server = createServer(
+    {
+      // Request line and headers share Node's one limit; run.ts then checks each against its own.
+      maxHeaderSize: limits.maxRequestHeaders + limits.maxUriLength,
+      headersTimeout: limits.headerTimeout,
+      // The whole-request timeout is off: a large upload is fine while it moves (limits.bodyTimeout).
+      requestTimeout: 0,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeout / 4))),
+      requireHostHeader: true,
+      noDelay: true,
+    },
+    (req, res) => {
+      const lp = rt.plan.listeners.get(listenerName);
+      if (lp === undefined) {
+        res.writeHead(503, { connection: 'close' }).end();
+        return;
+      }
+      handleRequest(rt, lp, req, res);
+    },
+  );
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientError(rt, listenerName, err, socket));
+  return server;
+}
+
+const CLIENT_ERRORS: Record<string, Reason> = {
+  HPE_HEADER_OVERFLOW: 'headers_too_large',
+  ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
+  HPE_HEADER_TIMEOUT: 'request_timeout',
+};
+
+/** A request too broken to reach the pipeline: answer once, log once, close. */
+function clientError(rt: Runtime, listener: string, err: NodeJS.ErrnoException, socket: Socket): void {
+  const code = err.code ?? '';
+  if (code === 'ECONNRESET' || !socket.writable || (err as { bytesParsed?: number }).bytesParsed === 0) {
+    socket.destroy();
+    return;
+  }
+  const reason = CLIENT_ERRORS[code] ?? 'bad_request';
+  const status = REASONS[reason];
+  const id = randomUUID();
+  const body = `${status} ${reason}\nrequest id: ${id}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${statusText(status)}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${body.length}\r\nx-request-id: ${id}\r\n\r\n${body}`,
+  );
+  if (rt.log !== null) {
+    rt.log.write(
+      `{"time":"${new Date().toISOString()}","requestId":"${id}","listener":${JSON.stringify(listener)},"clientIp":"${normalizeIp(socket.remoteAddress)}"` +
+        `,"method":null,"host":null,"path":null,"status":${status},"bytes":${body.length},"route":null,"upstream":null,"target":null,"reason":"${reason}"}\n`,
+    );
+  }
+}
+
+function statusText(status: number): string {
+  switch (status) {
+    case 408:
+      return 'Request Timeout';
+    case 431:
+      return 'Request Header Fields Too Large';
+    default:
+      return 'Bad Request';
+  }
+}
