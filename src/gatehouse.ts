@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { type Plan, compile } from './config/compile.ts';
 import type { Config } from './config/schema.ts';
 import { formatAddress, parseAddress } from './config/units.ts';
-import { LineWriter } from './observe/accessLog.ts';
+import { LineWriter, type LogSink } from './observe/accessLog.ts';
 import type { Runtime } from './pipeline/run.ts';
 import { createHttpServer } from './server/http.ts';
 import type { Target } from './upstream/target.ts';
@@ -23,7 +23,7 @@ export interface StartOptions {
   /** Where operational messages go (not the access log). Default: stderr. */
   say?: (msg: string) => void;
   /** Override the access log sink (tests pass their own writer, or null for none). */
-  accessLog?: LineWriter | null;
+  accessLog?: LogSink | null;
   /** Bind listeners with SO_REUSEPORT (one process per core). */
   reusePort?: boolean;
 }
@@ -55,7 +55,7 @@ export class Gatehouse {
   static async start(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
     const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
     const plan = compile(config);
-    let log: LineWriter | null;
+    let log: LogSink | null;
     try {
       log = opts.accessLog !== undefined ? opts.accessLog : config.accessLog.enabled ? new LineWriter(config.accessLog.path) : null;
     } catch (err) {

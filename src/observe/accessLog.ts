@@ -7,7 +7,28 @@ import type { RequestContext } from '../pipeline/context.ts';
 
 const MAX_BUFFER = 256 * 1024;
 
-export class LineWriter {
+/** Where access-log lines go. */
+export interface LogSink {
+  write(line: string): void;
+  reopen(): void;
+  close(): void;
+}
+
+/** Keeps lines in memory (tests, and anything that wants to read the log in process). */
+export class MemorySink implements LogSink {
+  readonly lines: string[] = [];
+  write(line: string): void {
+    this.lines.push(line);
+  }
+  reopen(): void {}
+  close(): void {}
+  /** The lines parsed as JSON. */
+  entries(): Record<string, unknown>[] {
+    return this.lines.map((l) => JSON.parse(l));
+  }
+}
+
+export class LineWriter implements LogSink {
   readonly target: string;
   #fd: number;
   #ownFd: boolean;

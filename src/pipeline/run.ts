@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import type { LocalResponse } from '../middleware/types.ts';
-import { accessLine, type LineWriter } from '../observe/accessLog.ts';
+import { accessLine, type LogSink } from '../observe/accessLog.ts';
 import { requestId } from '../observe/requestId.ts';
 import { inList } from '../middleware/ipFilter.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
@@ -22,7 +22,7 @@ export interface Runtime {
   plan: Plan;
   /** The Via pseudonym, stable across reloads. */
   readonly via: string;
-  log: LineWriter | null;
+  log: LogSink | null;
   inflight: number;
   onIdle: (() => void) | null;
 }

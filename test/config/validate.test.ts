@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatError } from '../../src/config/load.ts';
+import { jsonSchema } from '../../src/config/schema.ts';
+import { regexProblem, validateText } from '../../src/config/validate.ts';
+
+const errorsOf = (yaml: string) => validateText(yaml, 'c.yaml', {}).errors.map(formatError);
+
+test('every error is reported at once, schema and semantic alike, as file:line: key: reason', () => {
+  const errors = errorsOf(`listeners:
+  - name: web
+    address: 0.0.0.0:99999
+  - name: web
+    address: 127.0.0.1:8080
+routes:
+  - name: api
+    match:
+      pathPrefx: /api
+    upstream: apii
+    middlewares: [nope]
+  - name: api
+    match: { pathRegex: "(a)\\\\1" }
+    upstream: api
+upstreams:
+  api:
+    loadBalancer: roundRobbin
+    targets:
+      - url: http://127.0.0.1:4000
+        weight: two
+    timeouts: { connect: 5 }
+  web:
+    targets: []
+limits:
+  maxRequestBody: 10 megs
+`);
+  assert.deepEqual(errors, [
+    'c.yaml:3: listeners.0.address: expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080',
+    'c.yaml:4: listeners.1.name: duplicate listener name "web" (first at listeners.0)',
+    'c.yaml:9: routes.0.match.pathPrefx: unknown key (did you mean "pathPrefix"?)',
+    'c.yaml:10: routes.0.upstream: no upstream named "apii" (did you mean "api"?)',
+    'c.yaml:11: routes.0.middlewares.0: no middleware named "nope"',
+    'c.yaml:12: routes.1.name: duplicate route name "api" (first at routes.0)',
+    'c.yaml:13: routes.1.match.pathRegex: backreferences are not allowed (they can make matching slow)',
+    'c.yaml:17: upstreams.api.loadBalancer: expected one of roundRobin, leastConnections, ipHash, consistentHash, random2',
+    'c.yaml:20: upstreams.api.targets.0.weight: expected a number, got the string "two"',
+    'c.yaml:21: upstreams.api.timeouts.connect: expected a duration such as 500ms, 5s, 1m or 2h',
+    'c.yaml:23: upstreams.web.targets: an upstream needs at least one target',
+    'c.yaml:25: limits.maxRequestBody: expected a size such as 512b, 32kb, 10mb or 1gb',
+  ]);
+});
+
+const base = (extra: string) => `listeners: [{ name: web, address: "127.0.0.1:0" }]
+upstreams:
+  u: { targets: [{ url: "http://127.0.0.1:1" }] }
+${extra}`;
+
+test('semantic checks: listeners, middlewares, hosts, strip, CIDRs, targets, admin', () => {
+  const errors = errorsOf(
+    base(`routes:
+  - name: r
+    listeners: [webb]
+    match: { hosts: ["a.example.com:80", "bad host"], path: /x, pathPrefix: /y }
+    upstream: u
+  - name: s
+    match: { path: /z }
+    stripPrefix: true
+    upstream: u
+middlewares:
+  m: { ipFilter: { allow: [10.0.0.0/33] } }
+  two: { ipFilter: { allow: [10.0.0.0/8] }, headers: {} }
+forwarding:
+  trustedProxies: [not-an-ip]
+admin:
+  address: 0.0.0.0:9901
+`),
+  );
+  assert.deepEqual(errors, [
+    'c.yaml:6: routes.0.listeners.0: no listener named "webb" (did you mean "web"?)',
+    'c.yaml:7: routes.0.match: use one of path, pathPrefix and pathRegex',
+    'c.yaml:7: routes.0.match.hosts.0: a host has no port (the port is ignored when matching)',
+    'c.yaml:7: routes.0.match.hosts.1: expected a host name such as api.example.com or *.example.com',
+    'c.yaml:11: routes.1.stripPrefix: stripPrefix needs match.pathPrefix',
+    'c.yaml:14: middlewares.m.ipFilter.allow.0: expected an IP address or CIDR such as 10.0.0.0/8 or ::1',
+    'c.yaml:15: middlewares.two: a middleware has exactly one kind: rateLimit, headers, ipFilter',
+    'c.yaml:17: forwarding.trustedProxies.0: expected an IP address or CIDR such as 10.0.0.0/8 or ::1',
+    'c.yaml:19: admin.address: a non-loopback admin address needs admin.token (the API would be open to the network)',
+  ]);
+});
+
+test('target URLs: http only, no path, no duplicates; hashKey only with consistentHash', () => {
+  const errors = errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]
+upstreams:
+  u:
+    hashKey: header:x-user
+    targets:
+      - url: http://127.0.0.1:1/app
+      - url: ftp://127.0.0.1:2
+      - url: http://127.0.0.1:1
+      - url: not a url
+`);
+  assert.deepEqual(errors, [
+    'c.yaml:4: upstreams.u.hashKey: hashKey is used only by loadBalancer: consistentHash (this upstream uses roundRobin)',
+    'c.yaml:6: upstreams.u.targets.0.url: a target URL has no path or query (use rewrite on the route)',
+    'c.yaml:7: upstreams.u.targets.1.url: only http:// targets are supported',
+    'c.yaml:8: upstreams.u.targets.2.url: duplicate target (same as targets.0)',
+    'c.yaml:9: upstreams.u.targets.3.url: expected a URL such as http://127.0.0.1:3000',
+  ]);
+});
+
+test('unsupported listener kinds are refused plainly rather than ignored', () => {
+  const errors = errorsOf(`listeners:
+  - name: db
+    address: 127.0.0.1:0
+    protocol: tcp
+  - name: s
+    address: 127.0.0.1:0
+    tls: { certificates: [{ certFile: a, keyFile: b }] }
+`);
+  assert.deepEqual(errors, [
+    'c.yaml:4: listeners.0.protocol: layer-4 (tcp) listeners are not supported by this version yet',
+    'c.yaml:7: listeners.1.tls: TLS listeners are not supported by this version yet',
+  ]);
+});
+
+test('a top-level typo gets a hint; the wrong shape is named', () => {
+  assert.deepEqual(errorsOf('listener: []\n'), ['c.yaml:1: listeners: is required', 'c.yaml:1: listener: unknown key (did you mean "listeners"?)']);
+  assert.deepEqual(errorsOf('- a\n- b\n'), ['c.yaml:1: (file): expected a mapping of keys (listeners, routes, upstreams, ...)']);
+  assert.deepEqual(errorsOf('listeners: { name: web }\n'), ['c.yaml:1: listeners: expected an array, got a mapping']);
+});
+
+test('user regexes: no backreferences or lookarounds, and they must compile', () => {
+  assert.equal(regexProblem('^/api/v[0-9]+/'), undefined);
+  assert.match(regexProblem('(a)\\1') ?? '', /backreferences/);
+  assert.match(regexProblem('(?<n>a)\\k<n>') ?? '', /backreferences/);
+  assert.match(regexProblem('a(?=b)') ?? '', /lookarounds/);
+  assert.match(regexProblem('(?<!a)b') ?? '', /lookarounds/);
+  assert.match(regexProblem('(') ?? '', /not a valid regular expression/);
+});
+
+test('the JSON Schema for editors describes the file as written', () => {
+  const s = jsonSchema() as { properties: Record<string, { properties?: Record<string, { default?: unknown; pattern?: string }> }>; additionalProperties: boolean };
+  assert.equal(s.additionalProperties, false);
+  assert.equal(s.properties.limits.properties?.maxRequestBody.default, '10mb');
+  assert.equal(s.properties.limits.properties?.headerTimeout.default, '10s');
+  assert.ok(s.properties.upstreams);
+});
