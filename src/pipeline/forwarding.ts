@@ -30,8 +30,7 @@ const OURS: ReadonlySet<string> = new Set([
   'via',
   'x-request-id',
   'host',
-  // undici writes the body framing itself; Expect is answered by Node's server (100 Continue).
-  'content-length',
+  // Expect is answered by Node's server (100 Continue) before the body is read.
   'expect',
 ]);
 
