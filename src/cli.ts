@@ -1,6 +1,7 @@
 // gatehouse run | validate | explain | schema
-import { setFlagsFromString } from 'node:v8';
+
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { compile } from './config/compile.ts';
 import { formatError } from './config/load.ts';
 import { jsonSchema } from './config/schema.ts';
@@ -78,7 +79,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     const plan = compile(v.config);
     try {
-      const out = explain(plan, url, args.values.method ?? 'GET', args.values.header ?? [], args.values.listener);
+      const out = explain(
+        plan,
+        url,
+        args.values.method ?? 'GET',
+        args.values.header ?? [],
+        args.values.listener,
+      );
       process.stdout.write(out.text);
       return out.matched ? 0 : 1;
     } finally {

@@ -3,7 +3,7 @@
 // once the last of them is done.
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { type Plan, compile } from './config/compile.ts';
+import { compile, type Plan } from './config/compile.ts';
 import type { Config } from './config/schema.ts';
 import { formatAddress, parseAddress } from './config/units.ts';
 import { LineWriter, type LogSink } from './observe/accessLog.ts';
@@ -57,14 +57,22 @@ export class Gatehouse {
     const plan = compile(config);
     let log: LogSink | null;
     try {
-      log = opts.accessLog !== undefined ? opts.accessLog : config.accessLog.enabled ? new LineWriter(config.accessLog.path) : null;
+      log =
+        opts.accessLog !== undefined
+          ? opts.accessLog
+          : config.accessLog.enabled
+            ? new LineWriter(config.accessLog.path)
+            : null;
     } catch (err) {
       await plan.close();
-      throw new StartError(`accessLog.path: cannot open ${config.accessLog.path}: ${(err as NodeJS.ErrnoException).code}`);
+      throw new StartError(
+        `accessLog.path: cannot open ${config.accessLog.path}: ${(err as NodeJS.ErrnoException).code}`,
+      );
     }
     const rt: Runtime = {
       plan,
-      via: config.forwarding.via ?? process.env.GATEHOUSE_VIA ?? `gatehouse-${randomBytes(3).toString('hex')}`,
+      via:
+        config.forwarding.via ?? process.env.GATEHOUSE_VIA ?? `gatehouse-${randomBytes(3).toString('hex')}`,
       log,
       inflight: 0,
       onIdle: null,
@@ -151,7 +159,9 @@ export class Gatehouse {
   close(graceMs = this.#rt.plan.config.shutdownGracePeriod): Promise<void> {
     this.#closing ??= (async () => {
       const rt = this.#rt;
-      const closed = this.#servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r())));
+      const closed = this.#servers.map(
+        (s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r())),
+      );
       for (const s of this.#servers) s.closeIdleConnections();
       if (rt.inflight > 0 && graceMs > 0) {
         await new Promise<void>((resolve) => {

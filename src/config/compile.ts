@@ -2,8 +2,8 @@
 // reference (hot reload): a request keeps the Plan it started with, and the old Plan is closed
 // (pools, health checks, middleware timers) once its requests have finished.
 import type { BlockList } from 'node:net';
-import { blockListOf } from '../middleware/ipFilter.ts';
 import { createMiddleware } from '../middleware/index.ts';
+import { blockListOf } from '../middleware/ipFilter.ts';
 import type { Middleware } from '../middleware/types.ts';
 import { compileRoute, type Route, tableFor } from '../routing/table.ts';
 import type { HealthListener } from '../upstream/health/active.ts';
@@ -47,7 +47,8 @@ export function compile(config: Config): Plan {
   for (const [name, u] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, u));
 
   const middlewares = new Map<string, Middleware>();
-  for (const [name, m] of Object.entries(config.middlewares)) middlewares.set(name, createMiddleware(name, m, env));
+  for (const [name, m] of Object.entries(config.middlewares))
+    middlewares.set(name, createMiddleware(name, m, env));
 
   const routes = config.routes.map((r, i) =>
     compileRoute(

@@ -2,7 +2,18 @@
 // reported as `file:line: key: reason`. `${NAME}` and `${NAME:-default}` are replaced from the
 // environment; `$${` writes a literal `${`.
 import { readFile } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, type Pair, parseDocument, parse as parseYaml, visit } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  type Pair,
+  parseDocument,
+  parse as parseYaml,
+  visit,
+} from 'yaml';
 
 export interface ConfigError {
   file: string;
@@ -38,8 +49,17 @@ export async function loadFile(file: string, env: NodeJS.ProcessEnv = process.en
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : `cannot read file (${code})`;
-    return { value: undefined, source: { file, locate: () => ({ line: 1, column: 1 }) }, errors: [{ file, line: 1, column: 1, key: '', reason }] };
+    const reason =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : `cannot read file (${code})`;
+    return {
+      value: undefined,
+      source: { file, locate: () => ({ line: 1, column: 1 }) },
+      errors: [{ file, line: 1, column: 1, key: '', reason }],
+    };
   }
   return loadText(text, file, env);
 }
@@ -68,7 +88,10 @@ export function loadText(text: string, file: string, env: NodeJS.ProcessEnv = pr
 
   for (const e of doc.errors) {
     const { line, column } = at(e.pos[0]);
-    const reason = e.code === 'DUPLICATE_KEY' ? 'duplicate key' : e.message.split('\n')[0].replace(/ at line \d+, column \d+.*/, '');
+    const reason =
+      e.code === 'DUPLICATE_KEY'
+        ? 'duplicate key'
+        : e.message.split('\n')[0].replace(/ at line \d+, column \d+.*/, '');
     errors.push({ file, line, column, key: '', reason });
   }
   if (errors.length > 0 || doc.contents === null) {
@@ -82,18 +105,27 @@ export function loadText(text: string, file: string, env: NodeJS.ProcessEnv = pr
       if (typeof node.value !== 'string' || !node.value.includes('$')) return;
       const original = node.value;
       const missing: string[] = [];
-      const replaced = original.replace(ENV_RE, (whole, nameRef: string | undefined, def: string | undefined) => {
-        if (whole === '$${') return '${';
-        const v = env[nameRef as string];
-        if (v !== undefined && v !== '') return v;
-        if (def !== undefined) return def;
-        missing.push(nameRef as string);
-        return '';
-      });
+      const replaced = original.replace(
+        ENV_RE,
+        (whole, nameRef: string | undefined, def: string | undefined) => {
+          if (whole === '$${') return '${';
+          const v = env[nameRef as string];
+          if (v !== undefined && v !== '') return v;
+          if (def !== undefined) return def;
+          missing.push(nameRef as string);
+          return '';
+        },
+      );
       const path = pathOf([...ancestors, node]);
       for (const m of missing) {
         const { line, column } = at(node.range?.[0] ?? 0);
-        errors.push({ file, line, column, key: path, reason: `environment variable ${m} is not set (write \${${m}:-default} to give a default)` });
+        errors.push({
+          file,
+          line,
+          column,
+          key: path,
+          reason: `environment variable ${m} is not set (write \${${m}:-default} to give a default)`,
+        });
       }
       // A value that is one reference alone takes the type its text reads as (`weight: ${W}` → 2).
       if (WHOLE_ENV_RE.test(original)) {
@@ -130,7 +162,9 @@ function nodeAt(root: Node, path: readonly PropertyKey[]): Node | undefined {
   for (let i = 0; i < path.length; i++) {
     const seg = path[i];
     if (isMap(node)) {
-      const pair: Pair | undefined = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      const pair: Pair | undefined = node.items.find(
+        (p) => isScalar(p.key) && String(p.key.value) === String(seg),
+      );
       if (!pair) return node;
       node = i === path.length - 1 ? (pair.key as Node) : ((pair.value as Node | null) ?? (pair.key as Node));
     } else if (isSeq(node)) {
@@ -143,4 +177,3 @@ function nodeAt(root: Node, path: readonly PropertyKey[]): Node | undefined {
   }
   return node;
 }
-

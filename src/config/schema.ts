@@ -21,11 +21,17 @@ export const size = z
 
 export const address = z
   .string({ error: 'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080' })
-  .refine((s) => parseAddress(s) !== undefined, 'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080');
+  .refine(
+    (s) => parseAddress(s) !== undefined,
+    'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080',
+  );
 
 const name = z
   .string({ error: 'expected a name' })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'names use letters, digits, ".", "_" and "-", starting with a letter or digit');
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+    'names use letters, digits, ".", "_" and "-", starting with a letter or digit',
+  );
 
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
 
@@ -59,7 +65,10 @@ export const rateLimitSchema = z.strictObject({
   /** What one bucket counts: the client address, a request header (`header:x-api-key`), or the route as a whole. */
   key: z
     .string()
-    .regex(/^(clientIp|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected clientIp, route or header:<name>')
+    .regex(
+      /^(clientIp|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
+      'expected clientIp, route or header:<name>',
+    )
     .prefault('clientIp'),
   /** Buckets kept at most; the least recently used are dropped beyond it. */
   maxKeys: z.number().int().positive().prefault(100_000),
@@ -96,7 +105,9 @@ export const middlewareSchema = z
   });
 
 // ---------------------------------------------------------------- routes
-const stringList = z.union([z.string(), z.array(z.string()).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const stringList = z
+  .union([z.string(), z.array(z.string()).min(1)])
+  .transform((v) => (Array.isArray(v) ? v : [v]));
 
 export const matchSchema = z.strictObject({
   /** Exact names or `*.example.com` (any depth of subdomain); case-insensitive, port ignored. */
@@ -107,7 +118,10 @@ export const matchSchema = z.strictObject({
   pathPrefix: z.string().startsWith('/', 'a path prefix starts with "/"').optional(),
   /** A regular expression tested against the path (no backreferences or lookarounds). */
   pathRegex: z.string().optional(),
-  methods: z.array(z.string().regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET')).min(1).optional(),
+  methods: z
+    .array(z.string().regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET'))
+    .min(1)
+    .optional(),
   /** Header name → exact value, or `*` for "present". */
   headers: z.record(headerName, z.string()).optional(),
   /** Query parameter → exact value, or `*` for "present". */
@@ -144,7 +158,10 @@ const targetSchema = z.strictObject({
 
 export const hashKeySchema = z
   .string()
-  .regex(/^(path|clientIp|(header|cookie|query):.+)$/, 'expected path, clientIp, header:<name>, cookie:<name> or query:<name>');
+  .regex(
+    /^(path|clientIp|(header|cookie|query):.+)$/,
+    'expected path, clientIp, header:<name>, cookie:<name> or query:<name>',
+  );
 
 export const upstreamSchema = z.strictObject({
   loadBalancer: z.enum(BALANCERS).prefault('roundRobin'),

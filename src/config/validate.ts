@@ -23,7 +23,8 @@ export function validateText(text: string, file = 'config.yaml', env?: NodeJS.Pr
 
 export function validateLoaded(loaded: Loaded): Validated {
   const { source } = loaded;
-  if (loaded.errors.length > 0 && loaded.value === undefined) return { errors: loaded.errors, file: source.file };
+  if (loaded.errors.length > 0 && loaded.value === undefined)
+    return { errors: loaded.errors, file: source.file };
   const errors = [...loaded.errors];
   const err = (path: readonly PropertyKey[], reason: string) => {
     const { line, column } = source.locate(path);
@@ -63,7 +64,8 @@ function schemaIssue(issue: z.core.$ZodIssue, root: unknown, err: Err): void {
     case 'invalid_type': {
       const got = valueAt(root, path);
       if (got === undefined) err(path, 'is required');
-      else if (issue.message.startsWith('Invalid input')) err(path, `expected ${article(issue.expected)}, got ${describe(got)}`);
+      else if (issue.message.startsWith('Invalid input'))
+        err(path, `expected ${article(issue.expected)}, got ${describe(got)}`);
       else err(path, issue.message);
       return;
     }
@@ -71,8 +73,16 @@ function schemaIssue(issue: z.core.$ZodIssue, root: unknown, err: Err): void {
       err(path, `expected one of ${issue.values.map(String).join(', ')}`);
       return;
     case 'too_small':
-      if (issue.origin === 'array') err(path, issue.message.startsWith('Too small') ? `needs at least ${issue.minimum} item(s)` : issue.message);
-      else err(path, issue.message.startsWith('Too small') ? `must be at least ${issue.minimum}` : issue.message);
+      if (issue.origin === 'array')
+        err(
+          path,
+          issue.message.startsWith('Too small') ? `needs at least ${issue.minimum} item(s)` : issue.message,
+        );
+      else
+        err(
+          path,
+          issue.message.startsWith('Too small') ? `must be at least ${issue.minimum}` : issue.message,
+        );
       return;
     case 'too_big':
       err(path, `must be at most ${issue.maximum}`);
@@ -117,7 +127,13 @@ function keysAt(path: readonly PropertyKey[]): string[] {
     for (;;) {
       const def = s?._zod?.def;
       if (!def) return;
-      if (def.type === 'optional' || def.type === 'default' || def.type === 'prefault' || def.type === 'nullable') s = def.innerType;
+      if (
+        def.type === 'optional' ||
+        def.type === 'default' ||
+        def.type === 'prefault' ||
+        def.type === 'nullable'
+      )
+        s = def.innerType;
       else if (def.type === 'pipe') s = def.in;
       else return;
     }
@@ -173,7 +189,8 @@ type Raw = Record<string, unknown>;
 const obj = (v: unknown): Raw => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const strs = (v: unknown): string[] => (typeof v === 'string' ? [v] : arr(v).filter((x): x is string => typeof x === 'string'));
+const strs = (v: unknown): string[] =>
+  typeof v === 'string' ? [v] : arr(v).filter((x): x is string => typeof x === 'string');
 
 function semantic(raw: unknown, err: Err): void {
   const c = obj(raw);
@@ -185,53 +202,72 @@ function semantic(raw: unknown, err: Err): void {
     const l = obj(lv);
     const name = str(l.name);
     if (name !== undefined) {
-      if (listenerNames.has(name)) err(['listeners', i, 'name'], `duplicate listener name "${name}" (first at listeners.${listenerNames.get(name)})`);
+      if (listenerNames.has(name))
+        err(
+          ['listeners', i, 'name'],
+          `duplicate listener name "${name}" (first at listeners.${listenerNames.get(name)})`,
+        );
       else listenerNames.set(name, i);
     }
     const a = parseAddress(str(l.address) ?? '');
     if (a && a.port !== 0) {
       const k = `${a.host}:${a.port}`;
-      if (addresses.has(k)) err(['listeners', i, 'address'], `address already used by listeners.${addresses.get(k)}`);
+      if (addresses.has(k))
+        err(['listeners', i, 'address'], `address already used by listeners.${addresses.get(k)}`);
       else addresses.set(k, i);
     }
-    if (l.protocol === 'tcp') err(['listeners', i, 'protocol'], 'layer-4 (tcp) listeners are not supported by this version yet');
-    if (l.tls !== undefined) err(['listeners', i, 'tls'], 'TLS listeners are not supported by this version yet');
-    strs(l.trustedProxies).forEach((cidr, j) => checkCidr(cidr, ['listeners', i, 'trustedProxies', j], err));
+    if (l.protocol === 'tcp')
+      err(['listeners', i, 'protocol'], 'layer-4 (tcp) listeners are not supported by this version yet');
+    if (l.tls !== undefined)
+      err(['listeners', i, 'tls'], 'TLS listeners are not supported by this version yet');
+    checkCidrs(l.trustedProxies, ['listeners', i, 'trustedProxies'], err);
   });
 
   if (c.admin !== undefined) {
     const admin = obj(c.admin);
     const a = parseAddress(str(admin.address) ?? '127.0.0.1:9901');
     if (a && !isLoopbackHost(a.host) && !str(admin.token)) {
-      err(['admin', 'address'], 'a non-loopback admin address needs admin.token (the API would be open to the network)');
+      err(
+        ['admin', 'address'],
+        'a non-loopback admin address needs admin.token (the API would be open to the network)',
+      );
     }
   }
 
-  strs(obj(c.forwarding).trustedProxies).forEach((cidr, j) => checkCidr(cidr, ['forwarding', 'trustedProxies', j], err));
+  checkCidrs(obj(c.forwarding).trustedProxies, ['forwarding', 'trustedProxies'], err);
 
   for (const [name, mv] of Object.entries(middlewares)) {
     const f = obj(mv).ipFilter;
     if (f === undefined) continue;
-    const allow = strs(obj(f).allow);
-    const deny = strs(obj(f).deny);
-    allow.forEach((cidr, j) => checkCidr(cidr, ['middlewares', name, 'ipFilter', 'allow', j], err));
-    deny.forEach((cidr, j) => checkCidr(cidr, ['middlewares', name, 'ipFilter', 'deny', j], err));
-    if (allow.length === 0 && deny.length === 0) err(['middlewares', name, 'ipFilter'], 'needs allow or deny');
+    const allow = checkCidrs(obj(f).allow, ['middlewares', name, 'ipFilter', 'allow'], err);
+    const deny = checkCidrs(obj(f).deny, ['middlewares', name, 'ipFilter', 'deny'], err);
+    if (allow === 0 && deny === 0) err(['middlewares', name, 'ipFilter'], 'needs allow or deny');
   }
 
   for (const [name, uv] of Object.entries(upstreams)) {
     const u = obj(uv);
     const lb = str(u.loadBalancer) ?? 'roundRobin';
     if (u.hashKey !== undefined && lb !== 'consistentHash') {
-      err(['upstreams', name, 'hashKey'], `hashKey is used only by loadBalancer: consistentHash (this upstream uses ${lb})`);
+      err(
+        ['upstreams', name, 'hashKey'],
+        `hashKey is used only by loadBalancer: consistentHash (this upstream uses ${lb})`,
+      );
     }
     const seen = new Map<string, number>();
     arr(u.targets).forEach((tv, i) => {
       const text = str(obj(tv).url);
       if (text === undefined || !URL.canParse(text)) return;
       const url = new URL(text);
-      if (url.pathname !== '/' || url.search) err(['upstreams', name, 'targets', i, 'url'], 'a target URL has no path or query (use rewrite on the route)');
-      if (seen.has(url.origin)) err(['upstreams', name, 'targets', i, 'url'], `duplicate target (same as targets.${seen.get(url.origin)})`);
+      if (url.pathname !== '/' || url.search)
+        err(
+          ['upstreams', name, 'targets', i, 'url'],
+          'a target URL has no path or query (use rewrite on the route)',
+        );
+      if (seen.has(url.origin))
+        err(
+          ['upstreams', name, 'targets', i, 'url'],
+          `duplicate target (same as targets.${seen.get(url.origin)})`,
+        );
       else seen.set(url.origin, i);
     });
   }
@@ -242,16 +278,20 @@ function semantic(raw: unknown, err: Err): void {
     const at = (...p: PropertyKey[]) => ['routes', i, ...p];
     const name = str(r.name);
     if (name !== undefined) {
-      if (routeNames.has(name)) err(at('name'), `duplicate route name "${name}" (first at routes.${routeNames.get(name)})`);
+      if (routeNames.has(name))
+        err(at('name'), `duplicate route name "${name}" (first at routes.${routeNames.get(name)})`);
       else routeNames.set(name, i);
     }
     strs(r.listeners).forEach((l, j) => {
-      if (!listenerNames.has(l)) err(at('listeners', j), `no listener named "${l}"${hintFrom(l, listenerNames.keys())}`);
+      if (!listenerNames.has(l))
+        err(at('listeners', j), `no listener named "${l}"${hintFrom(l, listenerNames.keys())}`);
     });
     const up = str(r.upstream);
-    if (up !== undefined && !Object.hasOwn(upstreams, up)) err(at('upstream'), `no upstream named "${up}"${hintFrom(up, Object.keys(upstreams))}`);
+    if (up !== undefined && !Object.hasOwn(upstreams, up))
+      err(at('upstream'), `no upstream named "${up}"${hintFrom(up, Object.keys(upstreams))}`);
     strs(r.middlewares).forEach((m, j) => {
-      if (!Object.hasOwn(middlewares, m)) err(at('middlewares', j), `no middleware named "${m}"${hintFrom(m, Object.keys(middlewares))}`);
+      if (!Object.hasOwn(middlewares, m))
+        err(at('middlewares', j), `no middleware named "${m}"${hintFrom(m, Object.keys(middlewares))}`);
     });
     const m = obj(r.match);
     const pathKinds = [m.path, m.pathPrefix, m.pathRegex].filter((x) => x !== undefined).length;
@@ -260,7 +300,8 @@ function semantic(raw: unknown, err: Err): void {
     if (re !== undefined) checkRegex(re, at('match', 'pathRegex'), err);
     const rw = str(obj(r.rewrite).regex);
     if (rw !== undefined) checkRegex(rw, at('rewrite', 'regex'), err);
-    if (r.stripPrefix === true && m.pathPrefix === undefined) err(at('stripPrefix'), 'stripPrefix needs match.pathPrefix');
+    if (r.stripPrefix === true && m.pathPrefix === undefined)
+      err(at('stripPrefix'), 'stripPrefix needs match.pathPrefix');
     const hosts = typeof m.hosts === 'string' ? [m.hosts] : arr(m.hosts);
     hosts.forEach((h, j) => {
       if (typeof h !== 'string') return;
@@ -276,11 +317,24 @@ function hintFrom(word: string, names: Iterable<string>): string {
   return h ? ` (did you mean "${h}"?)` : '';
 }
 
+/** Checks each entry of a list of CIDRs; returns how many entries there were. */
+function checkCidrs(list: unknown, path: PropertyKey[], err: Err): number {
+  const items = strs(list);
+  items.forEach((cidr, j) => {
+    checkCidr(cidr, [...path, j], err);
+  });
+  return items.length;
+}
+
 function checkCidr(text: string, path: PropertyKey[], err: Err): void {
   const [ip, bits, extra] = text.split('/');
   const family = isIP(ip);
   const max = family === 4 ? 32 : 128;
-  if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+  if (
+    family === 0 ||
+    extra !== undefined ||
+    (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))
+  ) {
     err(path, 'expected an IP address or CIDR such as 10.0.0.0/8 or ::1');
   }
 }

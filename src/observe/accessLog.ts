@@ -1,8 +1,7 @@
 // A small buffered JSON-lines writer. Lines written in the same turn of the event loop go out in one
 // write; a file sink is reopened on reopen() (SIGUSR1, after logrotate moved it) and everything
 // still buffered is written synchronously on exit.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { write } from 'node:fs';
+import { closeSync, openSync, write, writeSync } from 'node:fs';
 import type { RequestContext } from '../pipeline/context.ts';
 
 const MAX_BUFFER = 256 * 1024;

@@ -45,12 +45,18 @@ export class ProxyError extends Error {
   /** Another attempt on another target is safe: nothing reached the origin. */
   readonly retryable: boolean;
 
-  constructor(reason: Reason, detail?: string, opts: { cause?: unknown; source?: ErrorSource; retryable?: boolean } = {}) {
+  constructor(
+    reason: Reason,
+    detail?: string,
+    opts: { cause?: unknown; source?: ErrorSource; retryable?: boolean } = {},
+  ) {
     super(detail ?? reason, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ProxyError';
     this.reason = reason;
     this.status = REASONS[reason];
-    this.source = opts.source ?? (reason.startsWith('upstream_') || reason === 'no_healthy_target' ? 'upstream' : 'downstream');
+    this.source =
+      opts.source ??
+      (reason.startsWith('upstream_') || reason === 'no_healthy_target' ? 'upstream' : 'downstream');
     this.retryable = opts.retryable ?? false;
   }
 }
@@ -84,7 +90,8 @@ export function classifyUpstreamError(err: unknown): ProxyError {
     case 'UND_ERR_HEADERS_OVERFLOW':
       return new ProxyError('upstream_protocol_error', code, { cause: err });
     default:
-      if (typeof code === 'string' && code.startsWith('HPE_')) return new ProxyError('upstream_protocol_error', code, { cause: err });
+      if (typeof code === 'string' && code.startsWith('HPE_'))
+        return new ProxyError('upstream_protocol_error', code, { cause: err });
       return new ProxyError('internal', 'unexpected upstream error', { cause: err, source: 'internal' });
   }
 }

@@ -112,7 +112,7 @@ export function upstreamHeaders(f: ForwardInput): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
     const value = raw[i + 1];
-    if (HOP_BY_HOP.has(name) || (listed !== null && listed.has(name))) continue;
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     if (OURS.has(name)) {
       if (name === 'via') via = via === undefined ? value : `${via}, ${value}`;
       else if (f.peerTrusted) {

@@ -10,7 +10,12 @@ export interface ErrorPage {
   headers: Record<string, string>;
 }
 
-export function errorPage(error: ProxyError, requestId: string, accept: string | undefined, proxyName: string): ErrorPage {
+export function errorPage(
+  error: ProxyError,
+  requestId: string,
+  accept: string | undefined,
+  proxyName: string,
+): ErrorPage {
   const status = error.status;
   const title = STATUS_CODES[status] ?? 'Error';
   const headers: Record<string, string> = {
@@ -59,12 +64,14 @@ export function respondError(
   accept: string | undefined,
   proxyName: string,
   close: boolean,
+  extra?: Record<string, string>,
 ): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return 0;
   }
   const page = errorPage(error, requestId, accept, proxyName);
+  if (extra !== undefined) Object.assign(page.headers, extra);
   if (close) page.headers.connection = 'close';
   res.shouldKeepAlive = res.shouldKeepAlive && !close;
   res.writeHead(page.status, page.headers);

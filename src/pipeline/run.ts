@@ -5,14 +5,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
+import { inList } from '../middleware/ipFilter.ts';
 import type { LocalResponse } from '../middleware/types.ts';
 import { accessLine, type LogSink } from '../observe/accessLog.ts';
 import { requestId } from '../observe/requestId.ts';
-import { inList } from '../middleware/ipFilter.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
 import { forward } from '../upstream/forward.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
-import { ProxyError, type Reason, REASONS } from './errors.ts';
+import { ProxyError, REASONS, type Reason } from './errors.ts';
 import { clientAddress, normalizeIp, upstreamHeaders, viaHasLoop } from './forwarding.ts';
 import { normalizePath } from './path.ts';
 import { respondError } from './respond.ts';
@@ -27,10 +27,23 @@ export interface Runtime {
   onIdle: (() => void) | null;
 }
 
-export function handleRequest(rt: Runtime, listener: ListenerPlan, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(
+  rt: Runtime,
+  listener: ListenerPlan,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
   const start = performance.now();
   const plan = rt.plan;
-  const ctx = new RequestContext(requestId(req.headers['x-request-id']), plan, req, res, listener.name, listener.scheme, start);
+  const ctx = new RequestContext(
+    requestId(req.headers['x-request-id']),
+    plan,
+    req,
+    res,
+    listener.name,
+    listener.scheme,
+    start,
+  );
   rt.inflight++;
   plan.usage.active++;
   res.once('close', () => finish(rt, ctx));
@@ -39,7 +52,9 @@ export function handleRequest(rt: Runtime, listener: ListenerPlan, req: Incoming
   const peer = normalizeIp(req.socket.remoteAddress);
   ctx.peer = peer;
   ctx.peerTrusted = listener.trusted !== null && peer !== '' && inList(listener.trusted, peer);
-  ctx.clientIp = ctx.peerTrusted ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for'])) : peer;
+  ctx.clientIp = ctx.peerTrusted
+    ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for']))
+    : peer;
   const limits = plan.limits;
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);
@@ -76,7 +91,7 @@ export function handleRequest(rt: Runtime, listener: ListenerPlan, req: Incoming
         void continueAsync(rt, ctx, i, r as Promise<LocalResponse | undefined>);
         return;
       }
-      if (r !== undefined) return respondLocal(ctx, r as LocalResponse);
+      if (r !== undefined) return respondLocal(rt, ctx, r as LocalResponse);
     }
   }
   proceed(rt, ctx);
@@ -92,7 +107,7 @@ async function continueAsync(
   try {
     let r = await pending;
     for (let i = from + 1; r === undefined && i < hooks.length; i++) r = await hooks[i].onRequest?.(ctx);
-    if (r !== undefined) return respondLocal(ctx, r);
+    if (r !== undefined) return respondLocal(rt, ctx, r);
   } catch {
     return fail(rt, ctx, 'internal', false);
   }
@@ -135,14 +150,23 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
 }
 
 /** Answers with a middleware's local response (401, 403, 429, redirect, ...). */
-function respondLocal(ctx: RequestContext, r: LocalResponse): void {
+function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse): void {
   const res = ctx.res;
   if (res.headersSent || res.destroyed) return;
-  if (r.reason !== undefined && r.status >= 400 && r.reason in REASONS) {
-    ctx.error = new ProxyError(r.reason as Reason);
+  const reason = r.reason !== undefined && r.reason in REASONS ? (r.reason as Reason) : undefined;
+  if (r.body === undefined && reason !== undefined) {
+    // A refusal without a body of its own gets the standard error page, with the middleware's headers.
+    ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
+    ctx.bytesOut = respondError(res, ctx.error, ctx.id, ctx.req.headers.accept, rt.via, false, r.headers);
+    return;
   }
+  if (reason !== undefined) ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
   const body = r.body ?? '';
-  res.writeHead(r.status, { ...r.headers, 'x-request-id': ctx.id, 'content-length': String(Buffer.byteLength(body)) });
+  res.writeHead(r.status, {
+    ...r.headers,
+    'x-request-id': ctx.id,
+    'content-length': String(Buffer.byteLength(body)),
+  });
   res.end(ctx.req.method === 'HEAD' ? undefined : body);
   ctx.bytesOut = body.length;
 }

@@ -2,8 +2,8 @@
 // and where the request would go. Uses the same compiled table and the same match function as the
 // proxy, so what it says is what the proxy does.
 import type { ListenerPlan, Plan } from '../config/compile.ts';
-import { hostOnly } from '../pipeline/run.ts';
 import { normalizePath } from '../pipeline/path.ts';
+import { hostOnly } from '../pipeline/run.ts';
 import { type MatchInput, type Mismatch, mismatch, type Route, upstreamPath } from './table.ts';
 
 export function explain(
@@ -65,7 +65,8 @@ export function explain(
 function pickListener(plan: Plan, u: URL, name: string | undefined): ListenerPlan | undefined {
   if (name !== undefined) return plan.listeners.get(name);
   const port = u.port || (u.protocol === 'https:' ? '443' : '80');
-  for (const l of plan.config.listeners) if (l.address.endsWith(`:${port}`)) return plan.listeners.get(l.name);
+  for (const l of plan.config.listeners)
+    if (l.address.endsWith(`:${port}`)) return plan.listeners.get(l.name);
   return plan.listeners.values().next().value;
 }
 
@@ -96,13 +97,19 @@ function reason(r: Route, why: Mismatch, input: MatchInput): string {
       if (r.pathKind === 'regex') return `path ${input.path} does not match ${r.pathValue}`;
       return `path ${input.path} is not under ${r.pathValue}`;
     case 'headers': {
-      const missing = (r.headers ?? []).find(([k, v]) => input.headers[k] === undefined || (v !== '*' && input.headers[k] !== v));
-      return missing ? `header ${missing[0]} is ${input.headers[missing[0]] ?? 'absent'}, wanted ${missing[1]}` : 'headers differ';
+      const missing = (r.headers ?? []).find(
+        ([k, v]) => input.headers[k] === undefined || (v !== '*' && input.headers[k] !== v),
+      );
+      return missing
+        ? `header ${missing[0]} is ${input.headers[missing[0]] ?? 'absent'}, wanted ${missing[1]}`
+        : 'headers differ';
     }
     case 'query': {
       const q = input.query();
       const missing = (r.query ?? []).find(([k, v]) => !q.has(k) || (v !== '*' && !q.getAll(k).includes(v)));
-      return missing ? `query ${missing[0]} is ${q.get(missing[0]) ?? 'absent'}, wanted ${missing[1]}` : 'query differs';
+      return missing
+        ? `query ${missing[0]} is ${q.get(missing[0]) ?? 'absent'}, wanted ${missing[1]}`
+        : 'query differs';
     }
   }
 }

@@ -98,7 +98,9 @@ export function compileRoute(
     headers: m.headers ? Object.entries(m.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : null,
     query: m.query ? Object.entries(m.query) : null,
     stripPrefix: cfg.stripPrefix,
-    rewrite: cfg.rewrite ? { regex: new RegExp(cfg.rewrite.regex), replacement: cfg.rewrite.replacement } : null,
+    rewrite: cfg.rewrite
+      ? { regex: new RegExp(cfg.rewrite.regex), replacement: cfg.rewrite.replacement }
+      : null,
     upstream,
     maxRequestBody: cfg.maxRequestBody ?? defaultMaxBody,
     onRequest: pick('onRequest'),
@@ -166,7 +168,8 @@ export function mismatch(r: Route, input: MatchInput): Mismatch | null {
       break;
     default: {
       const p = r.pathValue;
-      if (p !== '' && !(path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47))) return 'path';
+      if (p !== '' && !(path.startsWith(p) && (path.length === p.length || path.charCodeAt(p.length) === 47)))
+        return 'path';
     }
   }
   if (r.headers !== null) {

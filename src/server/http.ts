@@ -31,7 +31,9 @@ export function createHttpServer(rt: Runtime, listenerName: string, limits: Limi
       handleRequest(rt, lp, req, res);
     },
   );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientError(rt, listenerName, err, socket));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    clientError(rt, listenerName, err, socket),
+  );
   return server;
 }
 

@@ -125,7 +125,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.release();
     const res = this.ctx.res;
-    if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding) res.addTrailers(trailers as Record<string, string>);
+    if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding)
+      res.addTrailers(trailers as Record<string, string>);
     res.end();
   }
 
@@ -136,7 +137,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       ctx.error ??= new ProxyError('client_closed');
       return;
     }
-    const e = ctx.error?.reason === 'body_too_large' || ctx.error?.reason === 'request_timeout' ? ctx.error : classifyUpstreamError(err);
+    const e =
+      ctx.error?.reason === 'body_too_large' || ctx.error?.reason === 'request_timeout'
+        ? ctx.error
+        : classifyUpstreamError(err);
     if (e.retryable && !this.gotResponse && this.body === null) {
       this.tried ??= new Set();
       this.tried.add(ctx.target as Target);
@@ -158,7 +162,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   release(): void {
     const t = this.ctx.target;
     if (t !== undefined) t.active--;
-    if (this.ctx.upstreamMs < 0 && this.ctx.upstreamStart > 0) this.ctx.upstreamMs = performance.now() - this.ctx.upstreamStart;
+    if (this.ctx.upstreamMs < 0 && this.ctx.upstreamStart > 0)
+      this.ctx.upstreamMs = performance.now() - this.ctx.upstreamStart;
   }
 }
 
@@ -168,7 +173,7 @@ function responseHeaders(h: Headers, ctx: RequestContext, via: string): Record<s
   const out: Record<string, string | string[]> = {};
   for (const name in h) {
     const v = h[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || (listed !== null && listed.has(name))) continue;
+    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     out[name] = v;
   }
   const loc = out.location;

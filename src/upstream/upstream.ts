@@ -36,7 +36,8 @@ export class Upstream {
         }),
     );
     this.balancer = balancers[cfg.loadBalancer].create(this.targets);
-    this.hashValue = cfg.loadBalancer === 'consistentHash' ? hashKeyFunction(cfg.hashKey ?? 'path') : undefined;
+    this.hashValue =
+      cfg.loadBalancer === 'consistentHash' ? hashKeyFunction(cfg.hashKey ?? 'path') : undefined;
     this.healthCheck = cfg.healthCheck;
   }
 
@@ -44,7 +45,8 @@ export class Upstream {
 
   /** Starts the active health checks, if configured; they stop with close(). */
   startHealthChecks(onChange: HealthListener): void {
-    if (this.healthCheck && !this.#stopChecks) this.#stopChecks = startActiveChecks(this.targets, this.healthCheck, onChange);
+    if (this.healthCheck && !this.#stopChecks)
+      this.#stopChecks = startActiveChecks(this.targets, this.healthCheck, onChange);
   }
 
   pick(ctx: RequestContext, exclude?: ReadonlySet<Target>): Target | undefined {

@@ -24,12 +24,16 @@ test('durations, sizes and addresses parse to numbers', () => {
 });
 
 test('${NAME} is replaced from the environment, ${NAME:-x} has a default, $${ is literal', () => {
-  const r = loadText('a: ${HOST}:${PORT}\nb: ${W}\nc: ${NOPE:-fallback}\nd: "$${HOST}"\ne: ${T}\n', 'f.yaml', {
-    HOST: 'h',
-    PORT: '80',
-    W: '3',
-    T: 'true',
-  });
+  const r = loadText(
+    'a: ${HOST}:${PORT}\nb: ${W}\nc: ${NOPE:-fallback}\nd: "$${HOST}"\ne: ${T}\n',
+    'f.yaml',
+    {
+      HOST: 'h',
+      PORT: '80',
+      W: '3',
+      T: 'true',
+    },
+  );
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.value, { a: 'h:80', b: 3, c: 'fallback', d: '${HOST}', e: true });
 });
@@ -37,7 +41,10 @@ test('${NAME} is replaced from the environment, ${NAME:-x} has a default, $${ is
 test('a missing environment variable is an error at its line', () => {
   const r = loadText('a: 1\nb:\n  c: ${MISSING}\n', 'f.yaml', {});
   assert.equal(r.errors.length, 1);
-  assert.equal(formatError(r.errors[0]), 'f.yaml:3: b.c: environment variable MISSING is not set (write ${MISSING:-default} to give a default)');
+  assert.equal(
+    formatError(r.errors[0]),
+    'f.yaml:3: b.c: environment variable MISSING is not set (write ${MISSING:-default} to give a default)',
+  );
 });
 
 test('YAML syntax errors and duplicate keys are reported with their line', () => {
@@ -61,7 +68,11 @@ test('JSON files load with positions too', async () => {
   await writeFile(
     file,
     JSON.stringify(
-      { listeners: [{ name: 'web', address: '127.0.0.1:0' }], routes: [{ name: 'r', upstream: 'nope' }], upstreams: { u: { targets: [{ url: 'http://127.0.0.1:1' }] } } },
+      {
+        listeners: [{ name: 'web', address: '127.0.0.1:0' }],
+        routes: [{ name: 'r', upstream: 'nope' }],
+        upstreams: { u: { targets: [{ url: 'http://127.0.0.1:1' }] } },
+      },
       null,
       2,
     ),

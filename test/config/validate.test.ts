@@ -123,9 +123,16 @@ test('unsupported listener kinds are refused plainly rather than ignored', () =>
 });
 
 test('a top-level typo gets a hint; the wrong shape is named', () => {
-  assert.deepEqual(errorsOf('listener: []\n'), ['c.yaml:1: listeners: is required', 'c.yaml:1: listener: unknown key (did you mean "listeners"?)']);
-  assert.deepEqual(errorsOf('- a\n- b\n'), ['c.yaml:1: (file): expected a mapping of keys (listeners, routes, upstreams, ...)']);
-  assert.deepEqual(errorsOf('listeners: { name: web }\n'), ['c.yaml:1: listeners: expected an array, got a mapping']);
+  assert.deepEqual(errorsOf('listener: []\n'), [
+    'c.yaml:1: listeners: is required',
+    'c.yaml:1: listener: unknown key (did you mean "listeners"?)',
+  ]);
+  assert.deepEqual(errorsOf('- a\n- b\n'), [
+    'c.yaml:1: (file): expected a mapping of keys (listeners, routes, upstreams, ...)',
+  ]);
+  assert.deepEqual(errorsOf('listeners: { name: web }\n'), [
+    'c.yaml:1: listeners: expected an array, got a mapping',
+  ]);
 });
 
 test('user regexes: no backreferences or lookarounds, and they must compile', () => {
@@ -138,7 +145,10 @@ test('user regexes: no backreferences or lookarounds, and they must compile', ()
 });
 
 test('the JSON Schema for editors describes the file as written', () => {
-  const s = jsonSchema() as { properties: Record<string, { properties?: Record<string, { default?: unknown; pattern?: string }> }>; additionalProperties: boolean };
+  const s = jsonSchema() as {
+    properties: Record<string, { properties?: Record<string, { default?: unknown; pattern?: string }> }>;
+    additionalProperties: boolean;
+  };
   assert.equal(s.additionalProperties, false);
   assert.equal(s.properties.limits.properties?.maxRequestBody.default, '10mb');
   assert.equal(s.properties.limits.properties?.headerTimeout.default, '10s');

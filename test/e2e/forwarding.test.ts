@@ -79,7 +79,12 @@ test('forwarding headers from an untrusted client are replaced, not appended to'
 
 test('behind a trusted proxy X-Forwarded-For is appended and the client address taken from it', async () => {
   const { data } = await json(`${trustingGh.url()}/`, {
-    headers: { 'x-forwarded-for': '203.0.113.7, 127.0.0.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'public.example', forwarded: 'for=203.0.113.7;proto=https' },
+    headers: {
+      'x-forwarded-for': '203.0.113.7, 127.0.0.9',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'public.example',
+      forwarded: 'for=203.0.113.7;proto=https',
+    },
   });
   const e = data as unknown as Echo;
   assert.equal(e.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.9, 127.0.0.1');
@@ -87,7 +92,10 @@ test('behind a trusted proxy X-Forwarded-For is appended and the client address 
   assert.equal(e.headers['x-real-ip'], '127.0.0.9');
   assert.equal(e.headers['x-forwarded-proto'], 'https');
   assert.equal(e.headers['x-forwarded-host'], 'public.example');
-  assert.match(e.headers.forwarded, /^for=203\.0\.113\.7;proto=https, for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/);
+  assert.match(
+    e.headers.forwarded,
+    /^for=203\.0\.113\.7;proto=https, for=127\.0\.0\.1;proto=http;host="127\.0\.0\.1:\d+"$/,
+  );
 });
 
 test('hop-by-hop headers and those named in Connection are not forwarded', async () => {
@@ -95,8 +103,11 @@ test('hop-by-hop headers and those named in Connection are not forwarded', async
     gh.url(),
     'GET /hop HTTP/1.1\r\nHost: h\r\nConnection: close, x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nTE: trailers\r\nUpgrade: foo\r\nX-Keep: yes\r\n\r\n',
   );
-  const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, '')) as Echo;
-  for (const h of ['x-hop', 'keep-alive', 'proxy-authorization', 'te', 'upgrade']) assert.equal(body.headers[h], undefined, h);
+  const body = JSON.parse(
+    reply.slice(reply.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''),
+  ) as Echo;
+  for (const h of ['x-hop', 'keep-alive', 'proxy-authorization', 'te', 'upgrade'])
+    assert.equal(body.headers[h], undefined, h);
   assert.equal(body.headers['x-keep'], 'yes');
 });
 
@@ -117,7 +128,8 @@ test("stripPrefix and rewrite change the path and keep the query; passHostHeader
   assert.equal(a.url, '/users/7?full=1');
   const b = (await json(`${gh.url()}/old/a/b?q=x`)).data as unknown as Echo;
   assert.equal(b.url, '/new/a/b?q=x');
-  const c = (await json(`${gh.url()}/target-host`, { headers: { host: 'public.example' } })).data as unknown as Echo;
+  const c = (await json(`${gh.url()}/target-host`, { headers: { host: 'public.example' } }))
+    .data as unknown as Echo;
   assert.equal(c.headers.host, `127.0.0.1:${echo.port}`);
   assert.equal(c.headers['x-forwarded-host'], 'public.example');
 });
@@ -127,7 +139,11 @@ test('dot segments are resolved before routing, and a path above the root is ref
   assert.equal(e.url, '/x');
   const reply = await raw(gh.url(), 'GET /api/%2e%2e/old/z HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
   const body = reply.slice(reply.indexOf('\r\n\r\n') + 4);
-  assert.match(body, /"url":"\/new\/z"/, 'routed by the normalised path, and that path is what the origin sees');
+  assert.match(
+    body,
+    /"url":"\/new\/z"/,
+    'routed by the normalised path, and that path is what the origin sees',
+  );
   const bad = await raw(gh.url(), 'GET /../etc/passwd HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
   assert.match(bad, /^HTTP\/1\.1 400 /);
 });

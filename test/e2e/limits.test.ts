@@ -78,10 +78,16 @@ test('a body over the limit is refused with 413, by Content-Length before anythi
 
 test('a chunked body over the limit is refused with 413 too', async () => {
   const chunk = `400\r\n${'y'.repeat(1024)}\r\n`;
-  const reply = await raw(gh.url(), `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}${chunk}0\r\n\r\n`);
+  const reply = await raw(
+    gh.url(),
+    `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}${chunk}0\r\n\r\n`,
+  );
   assert.equal(statusOf(reply), 413);
   assert.match(reply, /connection: close/i);
-  const fine = await raw(gh.url(), `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk}0\r\n\r\n`);
+  const fine = await raw(
+    gh.url(),
+    `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk}0\r\n\r\n`,
+  );
   assert.equal(statusOf(fine), 200);
 });
 
@@ -94,8 +100,15 @@ test('headers over the limit get 431, a URI over the limit 414, a malformed requ
   assert.equal(statusOf(long), 414);
   const bad = await raw(gh.url(), 'GET /echo HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n');
   assert.equal(statusOf(bad), 400);
-  const smuggle = await raw(gh.url(), 'POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
-  assert.equal(statusOf(smuggle), 400, 'Content-Length with Transfer-Encoding is refused (request smuggling)');
+  const smuggle = await raw(
+    gh.url(),
+    'POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  );
+  assert.equal(
+    statusOf(smuggle),
+    400,
+    'Content-Length with Transfer-Encoding is refused (request smuggling)',
+  );
   const noHost = await raw(gh.url(), 'GET /echo HTTP/1.1\r\n\r\n');
   assert.equal(statusOf(noHost), 400);
 });
@@ -106,7 +119,11 @@ test('a client that sends its headers too slowly gets 408', async () => {
 });
 
 test('a client that stalls while sending its body gets 408', async () => {
-  const reply = await raw(gh.url(), 'POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n0123456789', 5000);
+  const reply = await raw(
+    gh.url(),
+    'POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n0123456789',
+    5000,
+  );
   assert.equal(statusOf(reply), 408);
   assert.match(reply, /request_timeout/);
 });
@@ -132,7 +149,11 @@ test('an upstream that stalls mid-body has its response cut, not completed', asy
   assert.equal(statusOf(reply), 200);
   assert.match(reply, /first part;/);
   assert.doesNotMatch(reply, /\r\n0\r\n\r\n$/, 'no terminating chunk: the client can tell it is incomplete');
-  await until(() => gh.log.entries().some((e) => e.route === 'stall' && e.reason === 'upstream_timeout'), 3000, 'log line');
+  await until(
+    () => gh.log.entries().some((e) => e.route === 'stall' && e.reason === 'upstream_timeout'),
+    3000,
+    'log line',
+  );
 });
 
 test('an unreachable upstream gives 502 with the reason and request id, and no internal address', async () => {
@@ -151,7 +172,10 @@ test('a connection failure on one target is retried on another', async () => {
     const r = await send(`${gh.url()}/failover/${i}`);
     assert.equal(r.status, 200);
   }
-  const attempts = gh.log.entries().filter((e) => e.route === 'failover').map((e) => e.attempts);
+  const attempts = gh.log
+    .entries()
+    .filter((e) => e.route === 'failover')
+    .map((e) => e.attempts);
   assert.ok(attempts.includes(2), 'some requests needed a second attempt');
 });
 
@@ -172,7 +196,11 @@ test('a client that goes away aborts the upstream request', async () => {
   });
   await reply;
   assert.equal(await upstreamGone, true, 'the upstream connection was closed when the client left');
-  await until(() => gh.log.entries().some((e) => e.path === '/silent/abort' && e.reason === 'client_closed'), 3000, 'log line');
+  await until(
+    () => gh.log.entries().some((e) => e.path === '/silent/abort' && e.reason === 'client_closed'),
+    3000,
+    'log line',
+  );
 });
 
 test('upstream errors are classified by code, never by message text', () => {
@@ -185,5 +213,8 @@ test('upstream errors are classified by code, never by message text', () => {
   assert.equal(c('HPE_INVALID_CHUNK_SIZE'), 'upstream_protocol_error');
   assert.equal(c('SOMETHING_ELSE'), 'internal');
   assert.equal(classifyUpstreamError(Object.assign(new Error(), { code: 'ECONNREFUSED' })).retryable, true);
-  assert.equal(classifyUpstreamError(Object.assign(new Error(), { code: 'UND_ERR_SOCKET' })).retryable, false);
+  assert.equal(
+    classifyUpstreamError(Object.assign(new Error(), { code: 'UND_ERR_SOCKET' })).retryable,
+    false,
+  );
 });

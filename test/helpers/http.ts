@@ -12,11 +12,18 @@ export async function send(
   url: string,
   opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
 ): Promise<Reply> {
-  const res = await undiciRequest(url, { method: (opts.method ?? 'GET') as 'GET', headers: opts.headers, body: opts.body });
+  const res = await undiciRequest(url, {
+    method: (opts.method ?? 'GET') as 'GET',
+    headers: opts.headers,
+    body: opts.body,
+  });
   return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
 }
 
-export async function json(url: string, opts: Parameters<typeof send>[1] = {}): Promise<{ reply: Reply; data: Record<string, unknown> }> {
+export async function json(
+  url: string,
+  opts: Parameters<typeof send>[1] = {},
+): Promise<{ reply: Reply; data: Record<string, unknown> }> {
   const reply = await send(url, opts);
   return { reply, data: JSON.parse(reply.body) };
 }
@@ -28,7 +35,7 @@ export function raw(url: string, text: string | Buffer, ms = 3000): Promise<stri
     const chunks: Buffer[] = [];
     const socket = connect(Number(u.port), u.hostname.replace(/^\[|\]$/g, ''), () => socket.write(text));
     const timer = setTimeout(() => socket.destroy(), ms);
-    socket.on('data', (c) => chunks.push(c));
+    socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', (e) => {
       clearTimeout(timer);
       if (chunks.length) resolve(Buffer.concat(chunks).toString('latin1'));

@@ -18,14 +18,25 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export async function origin(handler?: Handler, host = '127.0.0.1'): Promise<Origin> {
   const seen: Origin['seen'] = [];
   const server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
+    seen.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+    });
     if (handler) return handler(req, res);
     let bytes = 0;
     req.on('data', (c: Buffer) => {
       bytes += c.length;
     });
     req.on('end', () => {
-      const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, bytes, port: (server.address() as AddressInfo).port });
+      const body = JSON.stringify({
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        bytes,
+        port: (server.address() as AddressInfo).port,
+      });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });

@@ -9,14 +9,20 @@ const plans: Plan[] = [];
 after(() => Promise.all(plans.map((p) => p.close())));
 
 function planOf(routes: string, listeners = 'listeners: [{ name: web, address: "127.0.0.1:0" }]'): Plan {
-  const v = validateText(`${listeners}\nupstreams:\n  u: { targets: [{ url: "http://127.0.0.1:1" }] }\nroutes:\n${routes}`);
+  const v = validateText(
+    `${listeners}\nupstreams:\n  u: { targets: [{ url: "http://127.0.0.1:1" }] }\nroutes:\n${routes}`,
+  );
   assert.deepEqual(v.errors, []);
   const p = compile(v.config!);
   plans.push(p);
   return p;
 }
 
-function route(p: Plan, req: Partial<MatchInput> & { queryString?: string }, listener = 'web'): string | undefined {
+function route(
+  p: Plan,
+  req: Partial<MatchInput> & { queryString?: string },
+  listener = 'web',
+): string | undefined {
   const input: MatchInput = {
     host: req.host ?? 'example.com',
     path: req.path ?? '/',
@@ -123,7 +129,12 @@ test('explain names the winner, why earlier routes failed, and where the request
   assert.match(out.text, /route api → upstream u \(roundRobin\)/);
   assert.match(out.text, /path sent upstream: \/users\?x=1/);
   assert.match(out.text, /http:\/\/127\.0\.0\.1:1\s+weight 1/);
-  const miss = explain(planOf('  - { name: only, match: { path: /a }, upstream: u }'), 'http://h/b', 'GET', []);
+  const miss = explain(
+    planOf('  - { name: only, match: { path: /a }, upstream: u }'),
+    'http://h/b',
+    'GET',
+    [],
+  );
   assert.equal(miss.matched, false);
   assert.match(miss.text, /404 \(route_not_found\)/);
 });

@@ -12,7 +12,8 @@ export const consistentHash: BalancerKind = {
   create(targets: readonly Target[]): Balancer {
     const points: { at: number; target: Target }[] = [];
     for (const t of targets) {
-      for (let i = 0; i < POINTS_PER_WEIGHT * t.weight; i++) points.push({ at: hash32(`${t.id}#${i}`), target: t });
+      for (let i = 0; i < POINTS_PER_WEIGHT * t.weight; i++)
+        points.push({ at: hash32(`${t.id}#${i}`), target: t });
     }
     points.sort((a, b) => a.at - b.at);
     const ring = Uint32Array.from(points, (p) => p.at);

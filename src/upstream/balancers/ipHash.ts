@@ -6,7 +6,12 @@ import { hash32 } from './hash.ts';
 import { type Balancer, type BalancerKind, usable } from './types.ts';
 
 /** Weighted rendezvous hashing: score = -weight / ln(u), u uniform in (0,1) from the hash. */
-export function rendezvous(targets: readonly Target[], seeds: readonly number[], key: string, exclude?: ReadonlySet<Target>): Target | undefined {
+export function rendezvous(
+  targets: readonly Target[],
+  seeds: readonly number[],
+  key: string,
+  exclude?: ReadonlySet<Target>,
+): Target | undefined {
   let best: Target | undefined;
   let bestScore = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < targets.length; i++) {

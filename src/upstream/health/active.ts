@@ -17,7 +17,11 @@ export function statusMatcher(patterns: readonly string[]): (status: number) => 
   return (s) => ranges.some(([a, b]) => s >= a && s <= b);
 }
 
-export function startActiveChecks(targets: readonly Target[], cfg: HealthCheckConfig, onChange: HealthListener): () => void {
+export function startActiveChecks(
+  targets: readonly Target[],
+  cfg: HealthCheckConfig,
+  onChange: HealthListener,
+): () => void {
   const ok = statusMatcher(cfg.expectStatus);
   const timers = new Set<NodeJS.Timeout>();
   const controller = new AbortController();
@@ -56,10 +60,13 @@ export function startActiveChecks(targets: readonly Target[], cfg: HealthCheckCo
     };
     const schedule = () => {
       if (stopped) return;
-      const t = setTimeout(() => {
-        timers.delete(t);
-        void probe();
-      }, cfg.interval * (1 + Math.random() * 0.1));
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          void probe();
+        },
+        cfg.interval * (1 + Math.random() * 0.1),
+      );
       t.unref();
       timers.add(t);
     };

@@ -60,8 +60,14 @@ test('ipHash: the same client always reaches the same target; clients spread by 
   const ts = targets([1, 1, 2]);
   const b = balancers.ipHash.create(ts);
   for (let i = 0; i < 100; i++) assert.equal(b.pick(input(i)), b.pick(input(i)));
-  const c = counts(ts, Array.from({ length: 8000 }, (_, i) => b.pick(input(i))));
-  assert.ok(Math.abs(c[0] - 2000) < 300 && Math.abs(c[1] - 2000) < 300 && Math.abs(c[2] - 4000) < 400, `spread ${c}`);
+  const c = counts(
+    ts,
+    Array.from({ length: 8000 }, (_, i) => b.pick(input(i))),
+  );
+  assert.ok(
+    Math.abs(c[0] - 2000) < 300 && Math.abs(c[1] - 2000) < 300 && Math.abs(c[2] - 4000) < 400,
+    `spread ${c}`,
+  );
 });
 
 test('ipHash: when a target goes down only its clients move, and they come back', () => {
@@ -72,7 +78,10 @@ test('ipHash: when a target goes down only its clients move, and they come back'
   const during = Array.from({ length: 3000 }, (_, i) => b.pick(input(i)));
   for (let i = 0; i < before.length; i++) if (before[i] !== ts[0]) assert.equal(during[i], before[i]);
   ts[0].healthy = true;
-  assert.deepEqual(Array.from({ length: 3000 }, (_, i) => b.pick(input(i))), before);
+  assert.deepEqual(
+    Array.from({ length: 3000 }, (_, i) => b.pick(input(i))),
+    before,
+  );
 });
 
 test('consistentHash: keys spread evenly, and adding a target moves only about 1/n of them', () => {
@@ -81,7 +90,10 @@ test('consistentHash: keys spread evenly, and adding a target moves only about 1
   const b3 = balancers.consistentHash.create(three);
   const b4 = balancers.consistentHash.create(four);
   const n = 20_000;
-  const c = counts(three, Array.from({ length: n }, (_, i) => b3.pick(input(i))));
+  const c = counts(
+    three,
+    Array.from({ length: n }, (_, i) => b3.pick(input(i))),
+  );
   for (const k of c) assert.ok(Math.abs(k - n / 3) < n * 0.06, `uneven spread ${c}`);
   let moved = 0;
   for (let i = 0; i < n; i++) {
@@ -113,11 +125,17 @@ test('consistentHash: removing a target moves only its own keys', () => {
 test('random2: picks follow weights and prefer the less loaded of two', () => {
   const ts = targets([1, 3]);
   const b = balancers.random2.create(ts);
-  const c = counts(ts, Array.from({ length: 4000 }, (_, i) => b.pick(input(i))));
+  const c = counts(
+    ts,
+    Array.from({ length: 4000 }, (_, i) => b.pick(input(i))),
+  );
   // With equal load the less-loaded tie goes to the first draw, which follows weight.
   assert.ok(c[1] > c[0] * 2, `weights not followed ${c}`);
   ts[1].active = 100;
-  const loaded = counts(ts, Array.from({ length: 1000 }, (_, i) => b.pick(input(i))));
+  const loaded = counts(
+    ts,
+    Array.from({ length: 1000 }, (_, i) => b.pick(input(i))),
+  );
   assert.equal(loaded[0], 1000);
   ts[1].active = 0;
 });
