@@ -28,7 +28,7 @@ response's <code>X-Request-Id</code> header.</p>
 <ul>
  <li><a href="/api/time">/api/time</a>: the <code>api</code> route strips <code>/api</code>, so the backend sees <code>${esc('/time')}</code>.
    It is rate limited: reload it quickly a dozen times to get a 429.</li>
- <li><code>npx gatehouse explain -c examples/quickstart.yaml http://127.0.0.1:8080/api/time</code>: which route, and why.</li>
+ <li><code>bin/gatehouse explain -c examples/quickstart.yaml http://127.0.0.1:8080/api/time</code>: which route, and why.</li>
  <li>Stop one backend's port and watch the health check take it out (the other keeps serving).</li>
 </ul>
 <p>Configuration: <code>examples/quickstart.yaml</code>. Reference: <code>docs/configuration.md</code>.</p>
