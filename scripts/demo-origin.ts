@@ -4,9 +4,19 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(name: string, req: IncomingMessage): string {
-  const interesting = ['host', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip', 'x-request-id', 'via'];
+  const interesting = [
+    'host',
+    'x-forwarded-for',
+    'x-forwarded-proto',
+    'x-forwarded-host',
+    'x-real-ip',
+    'x-request-id',
+    'via',
+  ];
   const rows = interesting
-    .map((h) => `<tr><td><code>${h}</code></td><td><code>${esc(String(req.headers[h] ?? '-'))}</code></td></tr>`)
+    .map(
+      (h) => `<tr><td><code>${h}</code></td><td><code>${esc(String(req.headers[h] ?? '-'))}</code></td></tr>`,
+    )
     .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Gatehouse quickstart</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -40,7 +50,14 @@ export function demoOrigin(name: string): Server {
     if (req.url === '/healthz') return res.end('ok');
     if (req.url === '/time' || req.url?.startsWith('/time?')) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(JSON.stringify({ backend: name, time: new Date().toISOString(), path: req.url, requestId: req.headers['x-request-id'] }));
+      return res.end(
+        JSON.stringify({
+          backend: name,
+          time: new Date().toISOString(),
+          path: req.url,
+          requestId: req.headers['x-request-id'],
+        }),
+      );
     }
     if (req.url === '/favicon.ico') return res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });

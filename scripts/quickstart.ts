@@ -14,7 +14,9 @@ async function listen(name: string, port: string): Promise<{ close: () => void; 
   try {
     await once(server, 'listening');
   } catch (err) {
-    process.stderr.write(`quickstart: demo ${name} cannot listen on 127.0.0.1:${port}: ${(err as NodeJS.ErrnoException).code}\n`);
+    process.stderr.write(
+      `quickstart: demo ${name} cannot listen on 127.0.0.1:${port}: ${(err as NodeJS.ErrnoException).code}\n`,
+    );
     process.exit(1);
   }
   return { close: () => server.close(), port: (server.address() as AddressInfo).port };
@@ -23,12 +25,18 @@ async function listen(name: string, port: string): Promise<{ close: () => void; 
 const a = await listen('backend-a', process.env.DEMO_PORT_A ?? '3001');
 const b = await listen('backend-b', process.env.DEMO_PORT_B ?? '3002');
 process.stderr.write(`[quickstart] demo backends on 127.0.0.1:${a.port} and 127.0.0.1:${b.port}\n`);
-process.stderr.write(`[quickstart] open http://127.0.0.1:${process.env.GATEHOUSE_PORT ?? '8080'} (Ctrl-C stops everything)\n`);
+process.stderr.write(
+  `[quickstart] open http://127.0.0.1:${process.env.GATEHOUSE_PORT ?? '8080'} (Ctrl-C stops everything)\n`,
+);
 
-const child = spawn(process.execPath, [join(root, 'bin', 'gatehouse'), 'run', '-c', join(root, 'examples', 'quickstart.yaml')], {
-  stdio: 'inherit',
-  env: { ...process.env, DEMO_PORT_A: String(a.port), DEMO_PORT_B: String(b.port) },
-});
+const child = spawn(
+  process.execPath,
+  [join(root, 'bin', 'gatehouse'), 'run', '-c', join(root, 'examples', 'quickstart.yaml')],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, DEMO_PORT_A: String(a.port), DEMO_PORT_B: String(b.port) },
+  },
+);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 const [code] = await once(child, 'exit');
 a.close();

@@ -38,11 +38,17 @@ for (const file of examples) {
       for (const r of v.config!.routes) {
         const listener = r.listeners?.[0];
         const host = r.match.hosts?.[0]?.replace('*.', 'x.') ?? 'example.test';
-        const path = r.match.path ?? (r.match.pathPrefix ? `${r.match.pathPrefix.replace(/\/$/, '')}/x` : '/x');
-        const query = r.match.query ? `?${new URLSearchParams(Object.entries(r.match.query).map(([k, q]) => [k, q === '*' ? '1' : q]))}` : '';
+        const path =
+          r.match.path ?? (r.match.pathPrefix ? `${r.match.pathPrefix.replace(/\/$/, '')}/x` : '/x');
+        const query = r.match.query
+          ? `?${new URLSearchParams(Object.entries(r.match.query).map(([k, q]) => [k, q === '*' ? '1' : q]))}`
+          : '';
         const headers: Record<string, string> = { host, 'x-api-key': 'example' };
         for (const [k, h] of Object.entries(r.match.headers ?? {})) headers[k] = h === '*' ? '1' : h;
-        const reply = await send(`${gh.url(listener)}${path}${query}`, { method: r.match.methods?.[0] ?? 'GET', headers });
+        const reply = await send(`${gh.url(listener)}${path}${query}`, {
+          method: r.match.methods?.[0] ?? 'GET',
+          headers,
+        });
         assert.equal(reply.status, 200, `route ${r.name}: ${reply.status} ${reply.body}`);
         const last = gh.log.entries().at(-1);
         assert.equal(last?.route, r.name, `request for route ${r.name} took route ${last?.route}`);
@@ -73,7 +79,11 @@ test('npm start (scripts/quickstart.ts) serves the demo page through Gatehouse',
     assert.match(first.body, /You reached <span class="who">backend-[ab]<\/span> through Gatehouse/);
     assert.equal(first.headers['x-content-type-options'], 'nosniff');
     const second = await send(url);
-    assert.notEqual(/backend-[ab]/.exec(second.body)?.[0], /backend-[ab]/.exec(first.body)?.[0], 'round robin');
+    assert.notEqual(
+      /backend-[ab]/.exec(second.body)?.[0],
+      /backend-[ab]/.exec(first.body)?.[0],
+      'round robin',
+    );
     const api = await send(`${url}/api/time`);
     assert.equal(JSON.parse(api.body).path, '/time');
   } finally {
@@ -85,6 +95,8 @@ test('npm start (scripts/quickstart.ts) serves the demo page through Gatehouse',
 });
 
 test('gatehouse.schema.json is up to date with the schema', () => {
-  const committed = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'gatehouse.schema.json'), 'utf8'));
+  const committed = JSON.parse(
+    readFileSync(join(import.meta.dirname, '..', 'gatehouse.schema.json'), 'utf8'),
+  );
   assert.deepEqual(committed, jsonSchema(), 'run `npm run schema` and commit the result');
 });
