@@ -126,6 +126,11 @@ export class Gatehouse {
    * restart; routes, middlewares and upstreams change here.
    */
   reload(config: Config): Plan {
+    const before = this.#rt.plan.config;
+    const fixed = (['listeners', 'limits', 'accessLog'] as const).filter(
+      (k) => JSON.stringify(before[k]) !== JSON.stringify(config[k]),
+    );
+    if (fixed.length > 0) this.#say(`reload: ${fixed.join(', ')} changed; that part applies after a restart`);
     const next = compile(config);
     const old = this.#rt.plan;
     this.#rt.plan = next;

@@ -32,6 +32,13 @@ test('a Plan swap leaves in-flight requests on the old Plan, new ones use the ne
     release();
     assert.equal((await slow).body, 'old-slow');
     await until(() => old.usage.active === 0, 3000, 'old plan to drain');
+    assert.equal(
+      gh.messages.filter((m) => m.startsWith('reload:')).length,
+      0,
+      'only routes and upstreams changed',
+    );
+    gh.gh.reload(validateText(`${config(b.url)}limits: { maxRequestBody: 1kb }\n`).config!);
+    assert.ok(gh.messages.includes('reload: limits changed; that part applies after a restart'));
   } finally {
     await gh.close();
     await a.close();
