@@ -89,16 +89,14 @@ interface Proxy {
 }
 
 const node = process.execPath;
-const allProxies: Proxy[] = [
-  {
-    name: 'gatehouse',
-    start(port) {
-      const cfg = join(dir, 'gatehouse.yaml');
-      // Routing, forwarding headers and the access log on, as a real deployment has them.
-      writeFileSync(
-        cfg,
-        `listeners: [{ name: web, address: "127.0.0.1:${port}" }]
-accessLog: { path: ${dir}/gatehouse-access.log }
+
+/** Gatehouse with routing (three routes, the match is the last) and forwarding headers, as deployed. */
+function startGatehouse(port: number, accessLog: boolean): ChildProcess {
+  const cfg = join(dir, `gatehouse-${port}.yaml`);
+  writeFileSync(
+    cfg,
+    `listeners: [{ name: web, address: "127.0.0.1:${port}" }]
+accessLog: { enabled: ${accessLog}, path: ${dir}/gatehouse-access.log }
 limits: { keepAliveTimeout: 120s }
 routes:
   - { name: admin, match: { hosts: [admin.example.com] }, upstream: origin }
@@ -107,13 +105,17 @@ routes:
 upstreams:
   origin: { targets: [{ url: "${origin}" }], timeouts: { keepAlive: 60s } }
 `,
-      );
-      return run(
-        'taskset',
-        ['-c', PROXY_CORE, node, join(ROOT, 'src', 'cli.ts'), 'run', '-c', cfg],
-        'gatehouse',
-      );
-    },
+  );
+  return run('taskset', ['-c', PROXY_CORE, node, join(ROOT, 'src', 'cli.ts'), 'run', '-c', cfg], 'gatehouse');
+}
+const allProxies: Proxy[] = [
+  {
+    name: 'gatehouse',
+    start: (port) => startGatehouse(port, true),
+  },
+  {
+    name: 'gatehouse, access log off',
+    start: (port) => startGatehouse(port, false),
   },
   {
     name: 'nginx',

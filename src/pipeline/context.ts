@@ -52,6 +52,8 @@ export class RequestContext {
   bytesOut: number;
   upstreamStart: number;
   upstreamMs: number;
+  /** Set while an upstream request is running; finish() calls it when the client leaves first. */
+  abortUpstream: (() => void) | undefined;
   /** Per-middleware state, keyed by a module-level symbol. */
   vars: Map<symbol, unknown> | undefined;
 
@@ -86,6 +88,7 @@ export class RequestContext {
     this.bytesOut = 0;
     this.upstreamStart = 0;
     this.upstreamMs = -1;
+    this.abortUpstream = undefined;
     this.vars = undefined;
   }
 }

@@ -5,6 +5,7 @@
 import type { BlockList } from 'node:net';
 import { isIPv6 } from 'node:net';
 import { inList } from '../middleware/ipFilter.ts';
+import type { RequestContext } from './context.ts';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and other connection-scoped ones; never forwarded. */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
@@ -75,24 +76,18 @@ function safeInList(list: BlockList, ip: string): boolean {
   }
 }
 
-export interface ForwardInput {
-  rawHeaders: readonly string[];
-  peer: string;
-  peerTrusted: boolean;
-  clientIp: string;
-  scheme: string;
-  /** The Host header as the client sent it (with port), or ''. */
-  hostHeader: string;
-  /** What to send as Host: the client's or the target's authority. */
-  upstreamHost: string;
-  requestId: string;
-  via: string;
-  forwarded: boolean;
-}
-
-/** The header list sent upstream, flat: [name, value, ...]. */
-export function upstreamHeaders(f: ForwardInput): string[] {
-  const raw = f.rawHeaders;
+/**
+ * The header list sent upstream, flat: [name, value, ...]. `upstreamHost` is what to send as
+ * Host: the client's or the target's authority.
+ */
+export function upstreamHeaders(
+  ctx: RequestContext,
+  upstreamHost: string,
+  via: string,
+  forwarded: boolean,
+): string[] {
+  const raw = ctx.req.rawHeaders;
+  const trusted = ctx.peerTrusted;
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].length === 10 && raw[i].toLowerCase() === 'connection') {
@@ -108,14 +103,14 @@ export function upstreamHeaders(f: ForwardInput): string[] {
   let xfProto: string | undefined;
   let xfHost: string | undefined;
   let fwd: string | undefined;
-  let via: string | undefined;
+  let viaIn: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
     const value = raw[i + 1];
     if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
     if (OURS.has(name)) {
-      if (name === 'via') via = via === undefined ? value : `${via}, ${value}`;
-      else if (f.peerTrusted) {
+      if (name === 'via') viaIn = viaIn === undefined ? value : `${viaIn}, ${value}`;
+      else if (trusted) {
         if (name === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
         else if (name === 'x-forwarded-proto') xfProto ??= value;
         else if (name === 'x-forwarded-host') xfHost ??= value;
@@ -125,26 +120,26 @@ export function upstreamHeaders(f: ForwardInput): string[] {
     }
     out.push(name, value);
   }
-  const proto = xfProto ?? f.scheme;
-  const host = xfHost ?? f.hostHeader;
+  const peer = ctx.peer;
+  const host = xfHost ?? ctx.hostHeader;
   out.push(
     'host',
-    f.upstreamHost,
+    upstreamHost,
     'x-forwarded-for',
-    xff === undefined ? f.peer : `${xff}, ${f.peer}`,
+    xff === undefined ? peer : `${xff}, ${peer}`,
     'x-forwarded-proto',
-    proto,
+    xfProto ?? ctx.scheme,
     'x-real-ip',
-    f.clientIp,
+    ctx.clientIp,
     'x-request-id',
-    f.requestId,
+    ctx.id,
     'via',
-    via === undefined ? `1.1 ${f.via}` : `${via}, 1.1 ${f.via}`,
+    viaIn === undefined ? `1.1 ${via}` : `${viaIn}, 1.1 ${via}`,
   );
   if (host !== '') out.push('x-forwarded-host', host);
-  if (f.forwarded) {
-    const node = isIPv6(f.peer) ? `"[${f.peer}]"` : f.peer;
-    const own = `for=${node};proto=${f.scheme}${f.hostHeader ? `;host=${quoteIfNeeded(f.hostHeader)}` : ''}`;
+  if (forwarded) {
+    const node = isIPv6(peer) ? `"[${peer}]"` : peer;
+    const own = `for=${node};proto=${ctx.scheme}${ctx.hostHeader ? `;host=${quoteIfNeeded(ctx.hostHeader)}` : ''}`;
     out.push('forwarded', fwd === undefined ? own : `${fwd}, ${own}`);
   }
   return out;

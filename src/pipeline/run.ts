@@ -46,7 +46,8 @@ export function handleRequest(
   );
   rt.inflight++;
   plan.usage.active++;
-  res.once('close', () => finish(rt, ctx));
+  // 'close' comes exactly once, when the response is done or the connection is gone.
+  res.on('close', () => finish(rt, ctx));
 
   // ---- accept (request head)
   const peer = normalizeIp(req.socket.remoteAddress);
@@ -73,7 +74,8 @@ export function handleRequest(
     path: ctx.path,
     method: req.method ?? 'GET',
     headers: req.headers,
-    query: () => new URLSearchParams(ctx.query),
+    query: ctx.query,
+    params: undefined,
   };
   const route = matchRoute(listener.table, input);
   if (route === undefined) return fail(rt, ctx, 'route_not_found', false);
@@ -124,18 +126,8 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
 
   // ---- upstreamRequest
   const upstream = route.upstream;
-  const headers = upstreamHeaders({
-    rawHeaders: req.rawHeaders,
-    peer: ctx.peer,
-    peerTrusted: ctx.peerTrusted,
-    clientIp: ctx.clientIp,
-    scheme: ctx.scheme,
-    hostHeader: ctx.hostHeader,
-    upstreamHost: upstream.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : target.authority,
-    requestId: ctx.id,
-    via: rt.via,
-    forwarded: ctx.plan.forwarded,
-  });
+  const upstreamHost = upstream.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : target.authority;
+  const headers = upstreamHeaders(ctx, upstreamHost, rt.via, ctx.plan.forwarded);
   const ureq: UpstreamRequest = {
     method: req.method ?? 'GET',
     path: upstreamPath(route, ctx.path) + ctx.query,
@@ -182,10 +174,13 @@ export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyErr
 function finish(rt: Runtime, ctx: RequestContext): void {
   const res = ctx.res;
   ctx.status = res.headersSent ? res.statusCode : 0;
-  if (!res.writableFinished && ctx.error === undefined) {
-    // The client went away before the response was complete.
-    ctx.error = new ProxyError('client_closed', undefined, { source: 'downstream' });
-    if (!res.headersSent) ctx.status = 499;
+  if (!res.writableFinished) {
+    // The client went away before the response was complete: stop the upstream request too.
+    ctx.abortUpstream?.();
+    if (ctx.error === undefined) {
+      ctx.error = new ProxyError('client_closed', undefined, { source: 'downstream' });
+      if (!res.headersSent) ctx.status = 499;
+    }
   }
   if (rt.log !== null) rt.log.write(accessLine(ctx, performance.now()));
   const usage = ctx.plan.usage;

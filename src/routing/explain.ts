@@ -4,7 +4,7 @@
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import { normalizePath } from '../pipeline/path.ts';
 import { hostOnly } from '../pipeline/run.ts';
-import { type MatchInput, type Mismatch, mismatch, type Route, upstreamPath } from './table.ts';
+import { type MatchInput, type Mismatch, mismatch, queryParams, type Route, upstreamPath } from './table.ts';
 
 export function explain(
   plan: Plan,
@@ -28,7 +28,8 @@ export function explain(
     path,
     method: method.toUpperCase(),
     headers,
-    query: () => u.searchParams,
+    query: u.search,
+    params: undefined,
   };
   lines.push(`request:  ${input.method} ${url}`);
   lines.push(`listener: ${listener.name}    host: ${input.host || '(none)'}    path: ${path}`);
@@ -105,7 +106,7 @@ function reason(r: Route, why: Mismatch, input: MatchInput): string {
         : 'headers differ';
     }
     case 'query': {
-      const q = input.query();
+      const q = queryParams(input);
       const missing = (r.query ?? []).find(([k, v]) => !q.has(k) || (v !== '*' && !q.getAll(k).includes(v)));
       return missing
         ? `query ${missing[0]} is ${q.get(missing[0]) ?? 'absent'}, wanted ${missing[1]}`

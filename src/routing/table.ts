@@ -51,8 +51,15 @@ export interface MatchInput {
   path: string;
   method: string;
   headers: Record<string, string | string[] | undefined>;
-  /** Lazily parsed: only routes with query conditions ask for it. */
-  query: () => URLSearchParams;
+  /** The query string ('' or '?a=1'). */
+  query: string;
+  /** Parsed from `query` by the first route that has query conditions, then reused. */
+  params: URLSearchParams | undefined;
+}
+
+export function queryParams(input: MatchInput): URLSearchParams {
+  input.params ??= new URLSearchParams(input.query);
+  return input.params;
 }
 
 export type Mismatch = 'host' | 'path' | 'method' | 'headers' | 'query';
@@ -180,7 +187,7 @@ export function mismatch(r: Route, input: MatchInput): Mismatch | null {
     }
   }
   if (r.query !== null) {
-    const q = input.query();
+    const q = queryParams(input);
     for (const [name, want] of r.query) {
       const got = q.getAll(name);
       if (got.length === 0 || (want !== '*' && !got.includes(want))) return 'query';

@@ -60,7 +60,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   controller: Controller | null = null;
   tried: Set<Target> | undefined = undefined;
   gotResponse = false;
+  /** The response's Content-Length, or -1: a body that arrives whole in one chunk is written with end(). */
+  expected = -1;
+  ended = false;
   readonly resume: () => void;
+  readonly abort: () => void;
 
   constructor(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, body: Readable | null) {
     this.rt = rt;
@@ -68,15 +72,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.ureq = ureq;
     this.body = body;
     this.resume = () => this.controller?.resume();
-    ctx.res.once('close', () => {
-      if (!ctx.res.writableFinished) this.controller?.abort(new ProxyError('client_closed'));
-    });
+    this.abort = () => this.controller?.abort(new ProxyError('client_closed'));
   }
 
   send(target: Target): void {
     const ctx = this.ctx;
     ctx.target = target;
     ctx.attempts++;
+    ctx.abortUpstream = this.abort;
     ctx.upstreamStart = performance.now();
     target.active++;
     const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
@@ -111,12 +114,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     const head: ResponseHead = { status: statusCode, headers: responseHeaders(headers, ctx, this.rt.via) };
     const hooks = (ctx.route as NonNullable<RequestContext['route']>).onResponse;
     if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, head);
+    const cl = head.headers['content-length'];
+    this.expected = typeof cl === 'string' ? Number(cl) : -1;
     res.writeHead(head.status, head.headers);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    this.ctx.bytesOut += chunk.length;
-    if (!this.ctx.res.write(chunk)) {
+    const ctx = this.ctx;
+    if (ctx.bytesOut === 0 && chunk.length === this.expected) {
+      // The whole body in one chunk: head and body go out in one write.
+      ctx.bytesOut = chunk.length;
+      this.ended = true;
+      ctx.res.end(chunk);
+      return;
+    }
+    ctx.bytesOut += chunk.length;
+    if (!ctx.res.write(chunk)) {
       controller.pause();
       this.ctx.res.once('drain', this.resume);
     }
@@ -124,6 +137,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.release();
+    if (this.ended) return;
     const res = this.ctx.res;
     if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding)
       res.addTrailers(trailers as Record<string, string>);
@@ -160,6 +174,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   release(): void {
+    this.ctx.abortUpstream = undefined;
     const t = this.ctx.target;
     if (t !== undefined) t.active--;
     if (this.ctx.upstreamMs < 0 && this.ctx.upstreamStart > 0)
@@ -167,23 +182,25 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The upstream's response headers as sent to the client. */
+/**
+ * The upstream's response headers as sent to the client. undici builds a fresh object for every
+ * response, so it is changed in place rather than copied.
+ */
 function responseHeaders(h: Headers, ctx: RequestContext, via: string): Record<string, string | string[]> {
-  const listed = connectionListed(typeof h.connection === 'string' ? h.connection : undefined);
-  const out: Record<string, string | string[]> = {};
-  for (const name in h) {
-    const v = h[name];
-    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    out[name] = v;
+  const conn = h.connection;
+  if (conn !== undefined) {
+    const listed = connectionListed(typeof conn === 'string' ? conn : conn.join(','));
+    if (listed !== null) for (const name of listed) delete h[name];
   }
-  const loc = out.location;
-  if (typeof loc === 'string') out.location = rewriteLocation(loc, ctx);
-  const cloc = out['content-location'];
-  if (typeof cloc === 'string') out['content-location'] = rewriteLocation(cloc, ctx);
-  const upstreamVia = out.via;
-  out.via = upstreamVia === undefined ? `1.1 ${via}` : `${upstreamVia}, 1.1 ${via}`;
-  out['x-request-id'] = ctx.id;
-  return out;
+  for (const name of HOP_BY_HOP) if (h[name] !== undefined) delete h[name];
+  const loc = h.location;
+  if (typeof loc === 'string') h.location = rewriteLocation(loc, ctx);
+  const cloc = h['content-location'];
+  if (typeof cloc === 'string') h['content-location'] = rewriteLocation(cloc, ctx);
+  const upstreamVia = h.via;
+  h.via = upstreamVia === undefined ? `1.1 ${via}` : `${upstreamVia}, 1.1 ${via}`;
+  h['x-request-id'] = ctx.id;
+  return h as Record<string, string | string[]>;
 }
 
 /**

@@ -28,7 +28,8 @@ function route(
     path: req.path ?? '/',
     method: req.method ?? 'GET',
     headers: req.headers ?? {},
-    query: () => new URLSearchParams(req.queryString ?? ''),
+    query: req.queryString ? `?${req.queryString}` : '',
+    params: undefined,
   };
   return matchRoute(p.listeners.get(listener)!.table, input)?.name;
 }
