@@ -21,18 +21,23 @@ export function makeTargets(weights: number[]): Target[] {
   );
 }
 
+/** makeTargets, with every target's pool closed when the test file ends. */
+export function targetFactory(): (weights: number[]) => Target[] {
+  const all: Target[] = [];
+  after(() => Promise.all(all.map((t) => t.close())));
+  return (weights) => {
+    const t = makeTargets(weights);
+    all.push(...t);
+    return t;
+  };
+}
+
 export function input(i: number): PickInput {
   return { clientIp: `10.0.${(i >> 8) & 255}.${i & 255}`, hashValue: `key-${i}`, path: `/p/${i}` };
 }
 
 export function balancerConformance(name: string, kind: BalancerKind): void {
-  const all: Target[] = [];
-  const fresh = (w: number[]) => {
-    const t = makeTargets(w);
-    all.push(...t);
-    return t;
-  };
-  after(() => Promise.all(all.map((t) => t.close())));
+  const fresh = targetFactory();
 
   test(`${name}: every pick is one of the targets, and every target gets picked`, () => {
     const targets = fresh([1, 1, 1]);

@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { balancers } from '../../../src/upstream/balancers/index.ts';
 import type { Target } from '../../../src/upstream/target.ts';
-import { balancerConformance, input, makeTargets } from '../../conformance/balancer.suite.ts';
+import { balancerConformance, input, targetFactory } from '../../conformance/balancer.suite.ts';
 
 for (const [name, kind] of Object.entries(balancers)) balancerConformance(name, kind);
 
-const made: Target[] = [];
-const targets = (w: number[]) => {
-  const t = makeTargets(w);
-  made.push(...t);
-  return t;
-};
-after(() => Promise.all(made.map((t) => t.close())));
+const targets = targetFactory();
 
 function counts(ts: Target[], picks: (Target | undefined)[]): number[] {
   return ts.map((t) => picks.filter((p) => p === t).length);
