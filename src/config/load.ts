@@ -54,7 +54,9 @@ export async function loadFile(file: string, env: NodeJS.ProcessEnv = process.en
         ? 'file not found'
         : code === 'EACCES'
           ? 'permission denied'
-          : `cannot read file (${code})`;
+          : code === 'EISDIR'
+            ? 'is a directory, not a config file'
+            : `cannot read file (${code})`;
     return {
       value: undefined,
       source: { file, locate: () => ({ line: 1, column: 1 }) },
