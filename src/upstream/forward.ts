@@ -30,9 +30,11 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
   }
   if (body !== null && ctx.plan.limits.bodyTimeout > 0) {
     req.setTimeout(ctx.plan.limits.bodyTimeout, () => {
-      const e = new ProxyError('request_timeout', 'request body idle');
-      fail(rt, ctx, e, true);
-      req.destroy();
+      // Answer first (the connection closes after it), then stop the upstream request once the
+      // answer has reached the socket: aborting destroys the half-read body, and with it the socket.
+      fail(rt, ctx, new ProxyError('request_timeout', 'request body idle'), true);
+      const abort = ctx.abortUpstream;
+      if (abort) ctx.res.once('finish', abort);
     });
     req.once('end', () => req.setTimeout(0));
   }
@@ -121,6 +123,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Controller, chunk: Buffer): void {
     const ctx = this.ctx;
+    if (this.ended) return;
     if (ctx.bytesOut === 0 && chunk.length === this.expected) {
       // The whole body in one chunk: head and body go out in one write.
       ctx.bytesOut = chunk.length;
@@ -147,14 +150,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Controller, err: Error): void {
     this.release();
     const ctx = this.ctx;
-    if (ctx.res.destroyed && !(ctx.error !== undefined && ctx.error.reason === 'body_too_large')) {
+    if (ctx.res.writableEnded || ctx.res.destroyed) {
+      // Already answered (408) or the client is gone: nothing more to send.
       ctx.error ??= new ProxyError('client_closed');
       return;
     }
-    const e =
-      ctx.error?.reason === 'body_too_large' || ctx.error?.reason === 'request_timeout'
-        ? ctx.error
-        : classifyUpstreamError(err);
+    // A chunked body over the limit ends the exchange with the error the body reader recorded.
+    const e = ctx.error?.reason === 'body_too_large' ? ctx.error : classifyUpstreamError(err);
     if (e.retryable && !this.gotResponse && this.body === null) {
       this.tried ??= new Set();
       this.tried.add(ctx.target as Target);

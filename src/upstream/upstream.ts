@@ -16,6 +16,7 @@ export class Upstream {
   readonly idleTimeout: number;
   readonly loadBalancer: string;
   readonly hashValue: ((ctx: RequestContext) => string | undefined) | undefined;
+  readonly healthCheck: UpstreamConfig['healthCheck'];
   #stopChecks: (() => void) | undefined;
 
   constructor(name: string, cfg: UpstreamConfig) {
@@ -40,8 +41,6 @@ export class Upstream {
       cfg.loadBalancer === 'consistentHash' ? hashKeyFunction(cfg.hashKey ?? 'path') : undefined;
     this.healthCheck = cfg.healthCheck;
   }
-
-  readonly healthCheck: UpstreamConfig['healthCheck'];
 
   /** Starts the active health checks, if configured; they stop with close(). */
   startHealthChecks(onChange: HealthListener): void {
