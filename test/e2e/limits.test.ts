@@ -126,6 +126,10 @@ test('a client that stalls while sending its body gets 408', async () => {
   );
   assert.equal(statusOf(reply), 408);
   assert.match(reply, /request_timeout/);
+  assert.match(reply, /connection: close/i);
+  await until(() => gh.log.entries().some((e) => e.route === 'big' && e.status === 408), 3000, 'log line');
+  const line = gh.log.entries().find((e) => e.route === 'big' && e.status === 408);
+  assert.equal(line?.reason, 'request_timeout', 'logged as the timeout, not as the client leaving');
 });
 
 test('an idle keep-alive connection is closed after keepAliveTimeout', async () => {
