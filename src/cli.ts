@@ -1,5 +1,7 @@
 // gatehouse run | validate | explain | schema
 
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { compile } from './config/compile.ts';
@@ -8,13 +10,15 @@ import { jsonSchema } from './config/schema.ts';
 import { type Validated, validateFile } from './config/validate.ts';
 import { Gatehouse, StartError } from './gatehouse.ts';
 import { explain } from './routing/explain.ts';
+import { runWorkers, workersProblem } from './server/workers.ts';
 
 // User regexes cannot backtrack forever: V8 falls back to its linear-time engine (validate.ts also
 // refuses backreferences and lookarounds, which that engine cannot run).
 setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 const USAGE = `Usage:
-  gatehouse run -c gatehouse.yaml                 start serving
+  gatehouse run -c gatehouse.yaml [--workers auto|N]
+                                                  start serving (N processes sharing the ports)
   gatehouse validate -c gatehouse.yaml            check a config: exit 0, or 1 with every error
   gatehouse explain -c gatehouse.yaml URL [-X METHOD] [-H 'name: value'] [-l LISTENER]
                                                   which route serves URL, and why not the others
@@ -35,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
         method: { type: 'string', short: 'X' },
         header: { type: 'string', short: 'H', multiple: true },
         listener: { type: 'string', short: 'l' },
+        workers: { type: 'string', short: 'w' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -92,7 +97,28 @@ export async function main(argv: string[]): Promise<number> {
       await plan.close();
     }
   }
-  return run(file, v);
+  const workers = workerCount(args.values.workers);
+  if (workers === undefined) {
+    process.stderr.write('gatehouse run: --workers takes auto or a whole number from 1\n');
+    return 2;
+  }
+  if (workers > 1 && process.env.GATEHOUSE_WORKER === undefined) {
+    const problem = workersProblem(v.config, workers);
+    if (problem) {
+      process.stderr.write(`gatehouse: --workers ${workers}: ${problem}\n`);
+      return 1;
+    }
+    return runWorkers(fileURLToPath(import.meta.url), file, workers, (m) =>
+      process.stderr.write(`[gatehouse] ${m}\n`),
+    );
+  }
+  return run(file, v, process.env.GATEHOUSE_WORKER !== undefined);
+}
+
+function workerCount(value: string | undefined): number | undefined {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  return /^[1-9]\d*$/.test(value) ? Number(value) : undefined;
 }
 
 function summary(v: Validated): string {
@@ -101,10 +127,10 @@ function summary(v: Validated): string {
   return `${v.file}: ok (${n(c.listeners.length, 'listener')}, ${n(c.routes.length, 'route')}, ${n(Object.keys(c.upstreams).length, 'upstream')}, ${n(Object.keys(c.middlewares).length, 'middleware')})`;
 }
 
-async function run(file: string, v: Validated): Promise<number> {
+async function run(file: string, v: Validated, reusePort: boolean): Promise<number> {
   let gh: Gatehouse;
   try {
-    gh = await Gatehouse.start(v.config as NonNullable<Validated['config']>);
+    gh = await Gatehouse.start(v.config as NonNullable<Validated['config']>, { reusePort });
   } catch (err) {
     if (err instanceof StartError) {
       process.stderr.write(`gatehouse: ${err.message}\n`);
