@@ -110,7 +110,10 @@ export async function runWorkers(
   };
   process.on('SIGTERM', () => onStop('SIGTERM'));
   process.on('SIGINT', () => onStop('SIGINT'));
-  for (const sig of ['SIGHUP', 'SIGUSR1'] as const)
-    process.on(sig, () => workers.forEach((w) => w.kill(sig)));
+  for (const sig of ['SIGHUP', 'SIGUSR1'] as const) {
+    process.on(sig, () => {
+      for (const w of workers.values()) w.kill(sig);
+    });
+  }
   return allExited;
 }
