@@ -1,20 +1,12 @@
 // `run --workers N`: N processes on the same port (SO_REUSEPORT), supervised.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { until } from './helpers/gatehouse.ts';
+import { freePort } from './helpers/net.ts';
 import { origin } from './helpers/origin.ts';
 import { configFile, runGatehouse, spawnGatehouse } from './helpers/process.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const children = (pid: number) =>
   readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);

@@ -1,12 +1,11 @@
 // Limits, timeouts and the error answers, against real sockets.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import { after, before, test } from 'node:test';
 import { classifyUpstreamError } from '../../src/pipeline/errors.ts';
 import { type Running, start, until } from '../helpers/gatehouse.ts';
 import { raw, send } from '../helpers/http.ts';
+import { freePort } from '../helpers/net.ts';
 import { type Origin, origin } from '../helpers/origin.ts';
 
 let echo: Origin;
@@ -26,11 +25,7 @@ before(async () => {
     res.write('first part;');
     // ...and never the rest
   });
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  closedPort = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
+  closedPort = await freePort();
   gh = await start(`
 listeners: [{ name: web, address: "127.0.0.1:0" }]
 limits:
