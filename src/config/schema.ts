@@ -248,7 +248,6 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
-export type ListenerConfig = z.output<typeof listenerSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type MatchConfig = z.output<typeof matchSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;

@@ -10,8 +10,3 @@ export function setHeader(list: string[], name: string, value: string): void {
   removeHeader(list, name);
   list.push(name, value);
 }
-
-export function getHeader(list: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < list.length; i += 2) if (list[i] === name) return list[i + 1];
-  return undefined;
-}
