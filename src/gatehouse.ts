@@ -10,6 +10,7 @@ import { LineWriter, type LogSink } from './observe/accessLog.ts';
 import type { Runtime } from './pipeline/run.ts';
 import { createHttpServer } from './server/http.ts';
 import type { Target } from './upstream/target.ts';
+import type { Upstream } from './upstream/upstream.ts';
 
 export interface BoundListener {
   name: string;
@@ -84,7 +85,7 @@ export class Gatehouse {
       await gh.close(0);
       throw err;
     }
-    plan.start(gh.#onHealth);
+    plan.start(gh.#onTarget);
     return gh;
   }
 
@@ -117,8 +118,8 @@ export class Gatehouse {
     this.#say(`listener ${name}: ${formatAddress(host, actualPort)} (${url})`);
   }
 
-  readonly #onHealth = (target: Target, healthy: boolean, detail: string) => {
-    this.#say(`target ${target.id} is ${healthy ? 'healthy' : 'DOWN'} (${detail})`);
+  readonly #onTarget = (upstream: Upstream, target: Target, change: string) => {
+    this.#say(`upstream ${upstream.name}: target ${target.id} ${change}`);
   };
 
   /**
@@ -134,7 +135,8 @@ export class Gatehouse {
     const next = compile(config);
     const old = this.#rt.plan;
     this.#rt.plan = next;
-    next.start(this.#onHealth);
+    old.stop();
+    next.start(this.#onTarget, old);
     // Requests on the old Plan hold references to its routes and pools; it closes when they are done.
     this.#retire(old);
     return next;

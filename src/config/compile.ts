@@ -6,8 +6,7 @@ import { createMiddleware } from '../middleware/index.ts';
 import { blockListOf } from '../middleware/ipFilter.ts';
 import type { Middleware } from '../middleware/types.ts';
 import { compileRoute, type Route, tableFor } from '../routing/table.ts';
-import type { HealthListener } from '../upstream/health/active.ts';
-import { Upstream } from '../upstream/upstream.ts';
+import { type TargetListener, Upstream } from '../upstream/upstream.ts';
 import type { Config, LimitsConfig } from './schema.ts';
 
 export interface ListenerPlan {
@@ -34,8 +33,13 @@ export interface Plan {
   readonly limits: LimitsConfig;
   /** Also send RFC 7239 Forwarded. */
   readonly forwarded: boolean;
-  /** Starts background work (health checks). Separate from compile so `explain` starts nothing. */
-  start(onHealth: HealthListener): void;
+  /**
+   * Starts background work (health checks), taking over target state from the Plan this one
+   * replaces. Separate from compile so `explain` and `validate` start nothing.
+   */
+  start(onTarget: TargetListener, previous?: Plan): void;
+  /** Stops background work; the Plan is retired and only finishes the requests it has. */
+  stop(): void;
   close(): Promise<void>;
 }
 
@@ -84,8 +88,14 @@ export function compile(config: Config): Plan {
     upstreams,
     limits: config.limits,
     forwarded: config.forwarding.forwarded,
-    start(onHealth: HealthListener) {
-      for (const u of upstreams.values()) u.startHealthChecks(onHealth);
+    start(onTarget: TargetListener, previous?: Plan) {
+      for (const u of upstreams.values()) {
+        u.adopt(previous?.upstreams.get(u.name));
+        u.start(onTarget);
+      }
+    },
+    stop() {
+      for (const u of upstreams.values()) u.stop();
     },
     close() {
       closed ??= (async () => {

@@ -154,6 +154,88 @@ const targetSchema = z.strictObject({
     .refine((u) => URL.canParse(u), 'expected a URL such as http://127.0.0.1:3000')
     .refine((u) => !URL.canParse(u) || new URL(u).protocol === 'http:', 'only http:// targets are supported'),
   weight: z.number().int().min(1).max(1000).prefault(1),
+  /** Used only while every primary (non-backup) target is unavailable. */
+  backup: z.boolean().prefault(false),
+  /** Takes no new requests; requests already on it finish. Health checks keep running. */
+  drain: z.boolean().prefault(false),
+});
+
+const STATUS_MSG = 'expected a status such as 503, a range "500-504" or a class "5xx"';
+const statusPattern = z
+  .union(
+    [
+      z.number().int().min(100, STATUS_MSG).max(599, STATUS_MSG),
+      z.string().regex(/^\d{3}(-\d{3})?$|^[1-5]xx$/, STATUS_MSG),
+    ],
+    {
+      error: STATUS_MSG,
+    },
+  )
+  .transform((v) => String(v));
+const statusList = z.array(statusPattern);
+
+export const healthCheckSchema = z.strictObject({
+  /** `http` sends a request and checks the answer; `tcp` only opens a connection. */
+  type: z.enum(['http', 'tcp']).prefault('http'),
+  method: z
+    .string()
+    .regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET')
+    .prefault('GET'),
+  path: z.string().startsWith('/').prefault('/'),
+  /** Probe this port instead of the target's (a separate health port). */
+  port: z.number().int().min(1).max(65535).optional(),
+  /** Sent with every probe; `Host` here overrides the target's host:port. */
+  headers: z.record(headerName, z.string()).prefault({}),
+  interval: duration.prefault('5s'),
+  timeout: duration.prefault('2s'),
+  healthyAfter: z.number().int().min(1).prefault(2),
+  unhealthyAfter: z.number().int().min(1).prefault(2),
+  /** Expected statuses: 2xx and 3xx by default. */
+  expectStatus: statusList.prefault(['2xx', '3xx']),
+  /** A regular expression the first 64 KiB of the body must match. */
+  expectBody: z.string().optional(),
+});
+
+export const outlierDetectionSchema = z.strictObject({
+  enabled: z.boolean().prefault(true),
+  /** Consecutive failures (connect failures, resets, timeouts, `statuses`) that eject a target. */
+  consecutiveFailures: z.number().int().min(1).prefault(5),
+  /** Response statuses counted as failures. */
+  statuses: statusList.prefault(['502-504']),
+  /** The first ejection lasts this long; each further one of the same target one more of it. */
+  baseEjectionTime: duration.prefault('30s'),
+  maxEjectionTime: duration.prefault('5m'),
+  /** At most this share of an upstream's targets is ejected at once (at least one when it has two or more). */
+  maxEjectionPercent: z.number().int().min(0).max(100).prefault(50),
+});
+
+export const RETRY_ON = ['connect-failure', 'reset', 'timeout'] as const;
+
+export const retrySchema = z.strictObject({
+  /** Tries in all, the first included; each retry goes to a target not tried yet. 1 turns retries off. */
+  attempts: z.number().int().min(1).max(10).prefault(3),
+  /** Failures that are retried (connect-failure: nothing reached the target). */
+  on: z.array(z.enum(RETRY_ON)).prefault(['connect-failure', 'reset', 'timeout']),
+  /** Response statuses that are retried (the response is discarded unless it is the last try). */
+  statuses: statusList.prefault([]),
+  /** Also retry POST, PATCH and other non-idempotent methods after a reset, timeout or status. */
+  nonIdempotent: z.boolean().prefault(false),
+  /** How long one try may wait for response headers. Default: timeouts.response. */
+  perTryTimeout: duration.optional(),
+  /** Retries in flight at most `percent` of the upstream's active requests, or `minConcurrent`. */
+  budget: z
+    .strictObject({
+      percent: z.number().min(0).max(100).prefault(20),
+      minConcurrent: z.number().int().min(0).prefault(3),
+    })
+    .prefault({}),
+});
+
+export const circuitBreakerSchema = z.strictObject({
+  /** Requests waiting for a free connection, at most; more get a fast 503 (upstream_overflow). */
+  maxPending: z.number().int().min(0).prefault(1024),
+  /** Requests in flight to the upstream at most (default: no limit beyond connections + pending). */
+  maxRequests: z.number().int().min(1).optional(),
 });
 
 export const hashKeySchema = z
@@ -175,7 +257,7 @@ export const upstreamSchema = z.strictObject({
   timeouts: z
     .strictObject({
       connect: duration.prefault('5s'),
-      /** From the request sent to the response headers received. */
+      /** From the request sent to the response headers received, over all tries together. */
       response: duration.prefault('60s'),
       /** Longest silence while the response body streams; 0 turns it off. */
       idle: duration.prefault('60s'),
@@ -183,19 +265,12 @@ export const upstreamSchema = z.strictObject({
       keepAlive: duration.prefault('4s'),
     })
     .prefault({}),
-  healthCheck: z
-    .strictObject({
-      path: z.string().startsWith('/').prefault('/'),
-      interval: duration.prefault('5s'),
-      timeout: duration.prefault('2s'),
-      healthyAfter: z.number().int().min(1).prefault(2),
-      unhealthyAfter: z.number().int().min(1).prefault(2),
-      /** Expected statuses: 2xx and 3xx by default. */
-      expectStatus: z
-        .array(z.string().regex(/^\d{3}(-\d{3})?$|^[1-5]xx$/, 'expected 200, 200-299 or 2xx'))
-        .prefault(['2xx', '3xx']),
-    })
-    .optional(),
+  healthCheck: healthCheckSchema.optional(),
+  outlierDetection: outlierDetectionSchema.prefault({}),
+  retry: retrySchema.prefault({}),
+  circuitBreaker: circuitBreakerSchema.prefault({}),
+  /** A recovered or added target's weight ramps from 10% to 100% over this window; 0 turns it off. */
+  slowStart: duration.prefault('0s'),
 });
 
 // ---------------------------------------------------------------- top level
@@ -251,6 +326,9 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type RouteConfig = z.output<typeof routeSchema>;
 export type MatchConfig = z.output<typeof matchSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
+export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
+export type OutlierDetectionConfig = z.output<typeof outlierDetectionSchema>;
+export type RetryConfig = z.output<typeof retrySchema>;
 export type MiddlewareConfig = z.output<typeof middlewareSchema>;
 export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type HeadersConfig = z.output<typeof headersSchema>;

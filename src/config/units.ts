@@ -48,3 +48,10 @@ export function formatAddress(host: string, port: number): string {
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
+
+/** 1500 → `1.5s`, 30000 → `30s`, 300000 → `5m`, 250 → `250ms`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(1))}s`;
+  return `${ms / 60_000}m`;
+}

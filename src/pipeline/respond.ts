@@ -25,6 +25,7 @@ export function errorPage(
   const ps = PROXY_STATUS[error.reason];
   if (ps) headers['proxy-status'] = `${proxyName}; error=${ps}; details="${error.reason}"`;
   if (error.reason === 'no_healthy_target') headers['retry-after'] = '5';
+  else if (error.reason === 'upstream_overflow') headers['retry-after'] = '1';
   let body: string;
   if (wantsJson(accept)) {
     headers['content-type'] = 'application/json';

@@ -1,11 +1,14 @@
-// The `send` and `response` stages: one dispatch through the target's keep-alive pool, bodies
-// streamed both ways with backpressure (undici pauses reading the request body when the upstream
-// socket is full; we pause the upstream response when the client socket is full), the client going
-// away aborts the upstream request, and a failure becomes a ProxyError with a reason.
+// The `send` and `response` stages: one dispatch per try through the target's keep-alive pool,
+// bodies streamed both ways with backpressure (undici pauses reading the request body when the
+// upstream socket is full; we pause the upstream response when the client socket is full), the
+// client going away aborts the upstream request, and a failure becomes a ProxyError with a reason.
 //
-// A connection failure (nothing reached the origin) on a request whose body has not been read is
-// tried once more on each other target; the full retry policy (statuses, budgets, per-try
-// timeouts) belongs to the resilience work.
+// Retries (docs/resilience.md): a failed try goes to a target not tried yet when the upstream's
+// policy allows it: the failure kind is in `retry.on` (or the status in `retry.statuses`), the
+// method is idempotent (or a connect failure: nothing reached the target), the request body has not
+// been read, the retry budget has room, and tries and the response deadline are left. Nothing of a
+// response is sent to the client before it is chosen as the answer, so a retry never follows bytes.
+// Every try's outcome feeds the upstream's outlier detection.
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -14,21 +17,33 @@ import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
 import { connectionListed, HOP_BY_HOP } from '../pipeline/forwarding.ts';
 import { fail, type Runtime } from '../pipeline/run.ts';
 import type { Target } from './target.ts';
+import { type RetryKind, retryKind, type Upstream } from './upstream.ts';
 
 type Controller = Dispatcher.DispatchController;
 type Headers = Record<string, string | string[] | undefined>;
 
 export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest): void {
   const req = ctx.req;
-  const route = ctx.route as NonNullable<RequestContext['route']>;
-  let body: Readable | null = null;
-  const cl = req.headers['content-length'];
-  if (cl !== undefined) {
-    if (cl !== '0') body = req;
-  } else if (req.headers['transfer-encoding'] !== undefined) {
-    body = Readable.from(limitBody(req, route.maxRequestBody, ctx), { objectMode: false });
+  const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
+  const target = ctx.target as Target;
+  if (upstream.overflowing(target)) {
+    upstream.overflows++;
+    return fail(
+      rt,
+      ctx,
+      'upstream_overflow',
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined,
+    );
   }
-  if (body !== null && ctx.plan.limits.bodyTimeout > 0) {
+  const bodyKind: BodyKind =
+    req.headers['content-length'] !== undefined
+      ? req.headers['content-length'] === '0'
+        ? 'none'
+        : 'length'
+      : req.headers['transfer-encoding'] !== undefined
+        ? 'chunked'
+        : 'none';
+  if (bodyKind !== 'none' && ctx.plan.limits.bodyTimeout > 0) {
     req.setTimeout(ctx.plan.limits.bodyTimeout, () => {
       // Answer first (the connection closes after it), then stop the upstream request once the
       // answer has reached the socket: aborting destroys the half-read body, and with it the socket.
@@ -38,8 +53,11 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
     });
     req.once('end', () => req.setTimeout(0));
   }
-  new Exchange(rt, ctx, ureq, body).send(ctx.target as Target);
+  upstream.active++;
+  new Exchange(rt, ctx, ureq, upstream, bodyKind).send(target);
 }
+
+type BodyKind = 'none' | 'length' | 'chunked';
 
 async function* limitBody(req: IncomingMessage, max: number, ctx: RequestContext): AsyncIterable<Buffer> {
   let seen = 0;
@@ -53,46 +71,79 @@ async function* limitBody(req: IncomingMessage, max: number, ctx: RequestContext
   }
 }
 
-/** One request's conversation with the upstream: the undici dispatch handler. */
+/** One request's conversation with the upstream, over one or more tries: the undici dispatch handler. */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly rt: Runtime;
   readonly ctx: RequestContext;
   readonly ureq: UpstreamRequest;
-  readonly body: Readable | null;
+  readonly upstream: Upstream;
+  readonly bodyKind: BodyKind;
   controller: Controller | null = null;
+  /** Targets tried so far (only built when a retry is considered). */
   tried: Set<Target> | undefined = undefined;
+  /** When the response headers must have arrived, over all tries (timeouts.response). */
+  deadline = 0;
+  /** This try is a retry: it holds a place in the upstream's retry budget. */
+  inBudget = false;
   gotResponse = false;
+  /** A response that will be retried: its body is read and dropped, then `next` is tried. */
+  discarding = false;
+  next: Target | undefined = undefined;
   /** The response's Content-Length, or -1: a body that arrives whole in one chunk is written with end(). */
   expected = -1;
   ended = false;
+  done = false;
   readonly resume: () => void;
   readonly abort: () => void;
 
-  constructor(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, body: Readable | null) {
+  constructor(
+    rt: Runtime,
+    ctx: RequestContext,
+    ureq: UpstreamRequest,
+    upstream: Upstream,
+    bodyKind: BodyKind,
+  ) {
     this.rt = rt;
     this.ctx = ctx;
     this.ureq = ureq;
-    this.body = body;
+    this.upstream = upstream;
+    this.bodyKind = bodyKind;
     this.resume = () => this.controller?.resume();
     this.abort = () => this.controller?.abort(new ProxyError('client_closed'));
   }
 
   send(target: Target): void {
     const ctx = this.ctx;
+    const now = performance.now();
+    if (ctx.attempts === 0) {
+      ctx.upstreamStart = now;
+      this.deadline = now + this.upstream.responseTimeout;
+    }
     ctx.target = target;
     ctx.attempts++;
     ctx.abortUpstream = this.abort;
-    ctx.upstreamStart = performance.now();
+    this.controller = null;
+    this.gotResponse = false;
+    this.discarding = false;
+    this.next = undefined;
     target.active++;
-    const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
+    const req = ctx.req;
     target.pool.dispatch(
       {
         method: this.ureq.method,
         path: this.ureq.path,
         headers: this.ureq.headers,
-        body: this.body,
-        headersTimeout: upstream.responseTimeout,
-        bodyTimeout: upstream.idleTimeout,
+        body:
+          this.bodyKind === 'none'
+            ? null
+            : this.bodyKind === 'length'
+              ? req
+              : Readable.from(
+                  limitBody(req, (ctx.route as NonNullable<RequestContext['route']>).maxRequestBody, ctx),
+                  { objectMode: false },
+                ),
+        headersTimeout: Math.max(1, Math.min(this.upstream.perTryTimeout, this.deadline - now)),
+        bodyTimeout: this.upstream.idleTimeout,
       },
       this,
     );
@@ -107,12 +158,24 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // 1xx: Node's server has already answered Expect itself
     const ctx = this.ctx;
     const res = ctx.res;
+    const upstream = this.upstream;
+    const target = ctx.target as Target;
     this.gotResponse = true;
-    ctx.upstreamMs = performance.now() - ctx.upstreamStart;
+    this.leaveBudget();
+    if (upstream.failureStatus?.(statusCode)) upstream.recordFailure(target, `status ${statusCode}`);
+    else upstream.recordSuccess(target);
     if (res.destroyed) {
       controller.abort(new ProxyError('client_closed'));
       return;
     }
+    if (upstream.retryStatus?.(statusCode)) {
+      this.next = this.nextTarget('status');
+      if (this.next !== undefined) {
+        this.discarding = true;
+        return;
+      }
+    }
+    ctx.upstreamMs = performance.now() - ctx.upstreamStart;
     const head: ResponseHead = { status: statusCode, headers: responseHeaders(headers, ctx, this.rt.via) };
     const hooks = (ctx.route as NonNullable<RequestContext['route']>).onResponse;
     if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, head);
@@ -123,7 +186,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Controller, chunk: Buffer): void {
     const ctx = this.ctx;
-    if (this.ended) return;
+    if (this.ended || this.discarding) return;
     if (ctx.bytesOut === 0 && chunk.length === this.expected) {
       // The whole body in one chunk: head and body go out in one write.
       ctx.bytesOut = chunk.length;
@@ -140,6 +203,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.release();
+    if (this.discarding) return this.retry(this.next as Target);
+    this.finish();
     if (this.ended) return;
     const res = this.ctx.res;
     if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding)
@@ -153,34 +218,73 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (ctx.res.writableEnded || ctx.res.destroyed) {
       // Already answered (408) or the client is gone: nothing more to send.
       ctx.error ??= new ProxyError('client_closed');
-      return;
+      return this.finish();
     }
+    if (this.discarding) return this.retry(this.next as Target);
     // A chunked body over the limit ends the exchange with the error the body reader recorded.
     const e = ctx.error?.reason === 'body_too_large' ? ctx.error : classifyUpstreamError(err);
-    if (e.retryable && !this.gotResponse && this.body === null) {
-      this.tried ??= new Set();
-      this.tried.add(ctx.target as Target);
-      const next = (ctx.route as NonNullable<RequestContext['route']>).upstream.pick(ctx, this.tried);
-      if (next !== undefined) {
-        this.send(next);
-        return;
+    const kind = retryKind(e.reason);
+    if (kind !== undefined) {
+      this.upstream.recordFailure(ctx.target as Target, e.reason);
+      if (!this.gotResponse) {
+        const next = this.nextTarget(kind);
+        if (next !== undefined) return this.retry(next);
       }
     }
+    this.finish();
     // The response has started: all we can do is cut it, so the client sees it incomplete.
     if (ctx.res.headersSent) {
       ctx.error = e;
       ctx.res.destroy();
       return;
     }
-    fail(this.rt, ctx, e, this.body !== null && !ctx.req.readableEnded);
+    fail(this.rt, ctx, e, this.bodyKind !== 'none' && !ctx.req.readableEnded);
+  }
+
+  /** The target for a retry after `kind`, or undefined when the policy, the budget or the targets say no. */
+  nextTarget(kind: RetryKind | 'status'): Target | undefined {
+    const ctx = this.ctx;
+    const upstream = this.upstream;
+    if (ctx.attempts >= upstream.retry.attempts) return undefined;
+    if (this.deadline - performance.now() < 1) return undefined;
+    const req = ctx.req;
+    const replayable = this.bodyKind === 'none' || (!req.readableDidRead && !req.destroyed);
+    if (!upstream.mayRetry(kind, this.ureq.method, replayable)) return undefined;
+    this.tried ??= new Set();
+    this.tried.add(ctx.target as Target);
+    const next = upstream.pick(ctx, this.tried);
+    if (next === undefined || upstream.overflowing(next)) return undefined;
+    return next;
+  }
+
+  retry(next: Target): void {
+    this.upstream.retries++;
+    this.upstream.retrying++;
+    this.inBudget = true;
+    this.send(next);
+  }
+
+  leaveBudget(): void {
+    if (this.inBudget) {
+      this.inBudget = false;
+      this.upstream.retrying--;
+    }
   }
 
   release(): void {
     this.ctx.abortUpstream = undefined;
+    this.leaveBudget();
     const t = this.ctx.target;
     if (t !== undefined) t.active--;
     if (this.ctx.upstreamMs < 0 && this.ctx.upstreamStart > 0)
       this.ctx.upstreamMs = performance.now() - this.ctx.upstreamStart;
+  }
+
+  /** The exchange is over (no more tries). */
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.upstream.active--;
   }
 }
 

@@ -1,14 +1,24 @@
-// A target is one backend address of an upstream, with its own keep-alive pool and live counters.
+// A target is one backend address of an upstream, with its own keep-alive pool, its live counters
+// and its health: what the active check says, whether passive outlier detection has ejected it,
+// whether an operator is draining it, and its slow-start ramp after coming back.
 import { Pool } from 'undici';
 
 export interface TargetOptions {
   weight: number;
+  backup: boolean;
+  drain: boolean;
   maxConnections: number;
   connectTimeout: number;
   headersTimeout: number;
   bodyTimeout: number;
   keepAliveTimeout: number;
 }
+
+/** What the admin API, the log and the tests call a target's state. */
+export type TargetState = 'healthy' | 'unhealthy' | 'ejected' | 'draining';
+
+/** Slow start begins at this share of the target's weight. */
+const RAMP_FLOOR = 0.1;
 
 export class Target {
   /** `http://127.0.0.1:4000`: also the key for hashing balancers, so a target keeps its slot across reloads. */
@@ -17,11 +27,29 @@ export class Target {
   /** host:port, sent as Host when the upstream does not pass the client's. */
   readonly authority: string;
   readonly weight: number;
+  readonly backup: boolean;
   readonly pool: Pool;
   /** Requests in flight to this target. */
   active = 0;
   /** False while the active health check says it is down. */
   healthy = true;
+  /** Taking no new requests (config `drain: true`, or the admin API). */
+  draining: boolean;
+  /** performance.now() until which outlier detection keeps it out; 0 when not ejected. */
+  ejectedUntil = 0;
+  /** How many times it has been ejected (the next ejection lasts one base time more). */
+  ejections = 0;
+  /** Consecutive failures seen by outlier detection. */
+  failures = 0;
+  /** performance.now() when the last ejection ended. */
+  lastEjectionEnd = 0;
+  /** Active checks: > 0 consecutive successes, < 0 consecutive failures. */
+  probeStreak = 0;
+  /** Slow start: the ramp runs from rampStart for rampMs; rampMs 0 means full weight. */
+  rampStart = 0;
+  rampMs = 0;
+  /** Called once when an ejection runs out (set by the upstream). */
+  onEjectionEnd: ((t: Target) => void) | null = null;
   /** Smooth weighted round robin state (roundRobin balancer). */
   current = 0;
 
@@ -30,6 +58,8 @@ export class Target {
     this.id = this.url.origin;
     this.authority = this.url.host;
     this.weight = opts.weight;
+    this.backup = opts.backup;
+    this.draining = opts.drain;
     this.pool = new Pool(this.url.origin, {
       connections: opts.maxConnections,
       pipelining: 1,
@@ -43,8 +73,42 @@ export class Target {
     });
   }
 
+  /** May take a new request: healthy, not ejected, not draining. */
   get available(): boolean {
-    return this.healthy;
+    if (!this.healthy || this.draining) return false;
+    if (this.ejectedUntil === 0) return true;
+    if (performance.now() < this.ejectedUntil) return false;
+    this.ejectedUntil = 0;
+    this.onEjectionEnd?.(this);
+    return true;
+  }
+
+  get ejected(): boolean {
+    return this.ejectedUntil !== 0 && performance.now() < this.ejectedUntil;
+  }
+
+  get state(): TargetState {
+    if (this.draining) return 'draining';
+    if (!this.healthy) return 'unhealthy';
+    return this.ejected ? 'ejected' : 'healthy';
+  }
+
+  /** The weight balancers use now: during slow start a share rising linearly from 10% to 100%. */
+  effectiveWeight(): number {
+    if (this.rampMs === 0) return this.weight;
+    const done = (performance.now() - this.rampStart) / this.rampMs;
+    if (done >= 1) {
+      this.rampMs = 0;
+      return this.weight;
+    }
+    return this.weight * Math.max(RAMP_FLOOR, done);
+  }
+
+  /** Starts the slow-start ramp (a target that has just come back or been added). */
+  startRamp(ms: number): void {
+    if (ms <= 0) return;
+    this.rampStart = performance.now();
+    this.rampMs = ms;
   }
 
   close(): Promise<void> {

@@ -12,6 +12,8 @@ export function makeTargets(weights: number[]): Target[] {
     (weight) =>
       new Target(`http://127.0.0.1:${nextPort++}`, {
         weight,
+        backup: false,
+        drain: false,
         maxConnections: 1,
         connectTimeout: 1000,
         headersTimeout: 1000,

@@ -15,7 +15,7 @@ export const leastConnections: BalancerKind = {
         for (let i = 0; i < n; i++) {
           const t = targets[(offset + i) % n];
           if (!usable(t, exclude)) continue;
-          const load = t.active / t.weight;
+          const load = t.active / t.effectiveWeight();
           if (load < bestLoad) {
             best = t;
             bestLoad = load;

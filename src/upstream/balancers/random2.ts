@@ -7,12 +7,12 @@ export const random2: BalancerKind = {
   create(targets: readonly Target[]): Balancer {
     const draw = (exclude: ReadonlySet<Target> | undefined, skip: Target | undefined): Target | undefined => {
       let total = 0;
-      for (const t of targets) if (t !== skip && usable(t, exclude)) total += t.weight;
+      for (const t of targets) if (t !== skip && usable(t, exclude)) total += t.effectiveWeight();
       if (total === 0) return undefined;
       let r = Math.random() * total;
       for (const t of targets) {
         if (t === skip || !usable(t, exclude)) continue;
-        r -= t.weight;
+        r -= t.effectiveWeight();
         if (r < 0) return t;
       }
       return undefined;
@@ -23,7 +23,7 @@ export const random2: BalancerKind = {
         if (a === undefined) return undefined;
         const b = draw(exclude, a);
         if (b === undefined) return a;
-        return b.active / b.weight < a.active / a.weight ? b : a;
+        return b.active / b.effectiveWeight() < a.active / a.effectiveWeight() ? b : a;
       },
     };
   },

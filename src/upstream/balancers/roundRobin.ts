@@ -12,8 +12,9 @@ export const roundRobin: BalancerKind = {
         let total = 0;
         for (const t of targets) {
           if (!usable(t, exclude)) continue;
-          t.current += t.weight;
-          total += t.weight;
+          const w = t.effectiveWeight();
+          t.current += w;
+          total += w;
           if (best === undefined || t.current > best.current) best = t;
         }
         if (best !== undefined) best.current -= total;
