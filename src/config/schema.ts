@@ -222,11 +222,14 @@ export const retrySchema = z.strictObject({
   nonIdempotent: z.boolean().prefault(false),
   /** How long one try may wait for response headers. Default: timeouts.response. */
   perTryTimeout: duration.optional(),
-  /** Retries in flight at most `percent` of the upstream's active requests, or `minConcurrent`. */
+  /**
+   * Retries in flight at most `percent` of the upstream's active requests, or `minConcurrent` when
+   * that is more. Connect failures are not counted: nothing reached a target.
+   */
   budget: z
     .strictObject({
       percent: z.number().min(0).max(100).prefault(20),
-      minConcurrent: z.number().int().min(0).prefault(3),
+      minConcurrent: z.number().int().min(0).prefault(10),
     })
     .prefault({}),
 });

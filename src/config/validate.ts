@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
 import { type Config, configSchema } from './schema.ts';
-import { isLoopbackHost, parseAddress } from './units.ts';
+import { isLoopbackHost, parseAddress, parseDuration } from './units.ts';
 
 export interface Validated {
   config?: Config;
@@ -270,6 +270,29 @@ function semantic(raw: unknown, err: Err): void {
         );
       else seen.set(url.origin, i);
     });
+    const targets = arr(u.targets);
+    if (targets.length > 0 && targets.every((t) => obj(t).backup === true))
+      err(['upstreams', name, 'targets'], 'every target is a backup: at least one must be a primary');
+    const hc = obj(u.healthCheck);
+    if (hc.type === 'tcp') {
+      for (const k of ['method', 'path', 'headers', 'expectStatus', 'expectBody'])
+        if (hc[k] !== undefined) err(['upstreams', name, 'healthCheck', k], 'used only by type: http');
+    }
+    const body = str(hc.expectBody);
+    if (body !== undefined) checkRegex(body, ['upstreams', name, 'healthCheck', 'expectBody'], err);
+    const ms = (v: unknown, fallback: string) => parseDuration(str(v) ?? fallback);
+    const perTry = ms(obj(u.retry).perTryTimeout, '0s');
+    const response = ms(obj(u.timeouts).response, '60s');
+    if (perTry !== undefined && response !== undefined && perTry > response)
+      err(
+        ['upstreams', name, 'retry', 'perTryTimeout'],
+        `longer than timeouts.response (${str(obj(u.timeouts).response) ?? '60s'}), the deadline for all tries together`,
+      );
+    const od = obj(u.outlierDetection);
+    const base = ms(od.baseEjectionTime, '30s');
+    const max = ms(od.maxEjectionTime, '5m');
+    if (base !== undefined && max !== undefined && base > max)
+      err(['upstreams', name, 'outlierDetection', 'maxEjectionTime'], 'shorter than baseEjectionTime');
   }
 
   const routeNames = new Map<string, number>();

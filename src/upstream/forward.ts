@@ -93,6 +93,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   expected = -1;
   ended = false;
   done = false;
+  /** The per-try timer (only with an explicit retry.perTryTimeout), and its error if it fired before the try started. */
+  timer: NodeJS.Timeout | undefined = undefined;
+  timedOut: ProxyError | undefined = undefined;
+  readonly onTryTimeout: () => void;
   readonly resume: () => void;
   readonly abort: () => void;
 
@@ -110,6 +114,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bodyKind = bodyKind;
     this.resume = () => this.controller?.resume();
     this.abort = () => this.controller?.abort(new ProxyError('client_closed'));
+    this.onTryTimeout = () => {
+      this.timer = undefined;
+      const err = new ProxyError('upstream_timeout', 'no response headers within the per-try timeout');
+      if (this.controller !== null) this.controller.abort(err);
+      else this.timedOut = err;
+    };
   }
 
   send(target: Target): void {
@@ -126,7 +136,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.gotResponse = false;
     this.discarding = false;
     this.next = undefined;
+    this.timedOut = undefined;
     target.active++;
+    const tryTimeout = Math.max(1, Math.min(this.upstream.perTryTimeout, this.deadline - now));
+    if (this.upstream.preciseTryTimeout) this.timer = setTimeout(this.onTryTimeout, tryTimeout);
     const req = ctx.req;
     target.pool.dispatch(
       {
@@ -142,7 +155,7 @@ class Exchange implements Dispatcher.DispatchHandler {
                   limitBody(req, (ctx.route as NonNullable<RequestContext['route']>).maxRequestBody, ctx),
                   { objectMode: false },
                 ),
-        headersTimeout: Math.max(1, Math.min(this.upstream.perTryTimeout, this.deadline - now)),
+        headersTimeout: tryTimeout,
         bodyTimeout: this.upstream.idleTimeout,
       },
       this,
@@ -152,6 +165,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Controller): void {
     this.controller = controller;
     if (this.ctx.res.destroyed) controller.abort(new ProxyError('client_closed'));
+    else if (this.timedOut !== undefined) controller.abort(this.timedOut);
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers): void {
@@ -161,6 +175,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.upstream;
     const target = ctx.target as Target;
     this.gotResponse = true;
+    this.stopTimer();
     this.leaveBudget();
     if (upstream.failureStatus?.(statusCode)) upstream.recordFailure(target, `status ${statusCode}`);
     else upstream.recordSuccess(target);
@@ -203,7 +218,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.release();
-    if (this.discarding) return this.retry(this.next as Target);
+    if (this.discarding) return this.retry(this.next as Target, true);
     this.finish();
     if (this.ended) return;
     const res = this.ctx.res;
@@ -220,7 +235,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       ctx.error ??= new ProxyError('client_closed');
       return this.finish();
     }
-    if (this.discarding) return this.retry(this.next as Target);
+    if (this.discarding) return this.retry(this.next as Target, true);
     // A chunked body over the limit ends the exchange with the error the body reader recorded.
     const e = ctx.error?.reason === 'body_too_large' ? ctx.error : classifyUpstreamError(err);
     const kind = retryKind(e.reason);
@@ -228,7 +243,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.upstream.recordFailure(ctx.target as Target, e.reason);
       if (!this.gotResponse) {
         const next = this.nextTarget(kind);
-        if (next !== undefined) return this.retry(next);
+        if (next !== undefined) return this.retry(next, kind !== 'connect-failure');
       }
     }
     this.finish();
@@ -257,10 +272,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     return next;
   }
 
-  retry(next: Target): void {
+  /** Sends the next try; `budgeted` retries hold a place in the retry budget while they run. */
+  retry(next: Target, budgeted: boolean): void {
     this.upstream.retries++;
-    this.upstream.retrying++;
-    this.inBudget = true;
+    if (budgeted) {
+      this.upstream.retrying++;
+      this.inBudget = true;
+    }
     this.send(next);
   }
 
@@ -271,7 +289,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  stopTimer(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
   release(): void {
+    this.stopTimer();
     this.ctx.abortUpstream = undefined;
     this.leaveBudget();
     const t = this.ctx.target;

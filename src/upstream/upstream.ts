@@ -43,6 +43,11 @@ export class Upstream {
   readonly passHostHeader: boolean;
   readonly responseTimeout: number;
   readonly perTryTimeout: number;
+  /**
+   * undici's header timeout ticks once a second or so; an explicitly configured per-try timeout
+   * gets a timer of our own so that 150ms means 150ms.
+   */
+  readonly preciseTryTimeout: boolean;
   readonly idleTimeout: number;
   readonly loadBalancer: string;
   readonly hashValue: ((ctx: RequestContext) => string | undefined) | undefined;
@@ -76,6 +81,7 @@ export class Upstream {
     this.passHostHeader = cfg.passHostHeader;
     this.responseTimeout = cfg.timeouts.response;
     this.perTryTimeout = Math.min(cfg.retry.perTryTimeout ?? cfg.timeouts.response, cfg.timeouts.response);
+    this.preciseTryTimeout = cfg.retry.perTryTimeout !== undefined;
     this.idleTimeout = cfg.timeouts.idle;
     this.maxConnectionsPerTarget = cfg.maxConnectionsPerTarget;
     this.targets = cfg.targets.map(
@@ -194,7 +200,9 @@ export class Upstream {
   mayRetry(kind: RetryKind | 'status', method: string, bodyReplayable: boolean): boolean {
     if (kind !== 'status' && !this.retryOn.has(kind)) return false;
     if (!bodyReplayable) return false;
-    if (kind !== 'connect-failure' && !this.retry.nonIdempotent && !IDEMPOTENT.has(method)) return false;
+    // A connect failure reached no target, so retrying it adds no load anywhere: no method check, no budget.
+    if (kind === 'connect-failure') return true;
+    if (!this.retry.nonIdempotent && !IDEMPOTENT.has(method)) return false;
     // The budget: retries in flight at most percent of active requests (or minConcurrent).
     const limit = Math.max(this.retry.budget.minConcurrent, (this.active * this.retry.budget.percent) / 100);
     if (this.retrying >= limit) {
@@ -222,6 +230,8 @@ export class Upstream {
     target.probeStreak = 0;
     const ms = Math.min(cfg.baseEjectionTime * target.ejections, cfg.maxEjectionTime);
     target.ejectedUntil = performance.now() + ms;
+    // The end is noticed by the next pick, or by this timer when no traffic comes (so it is logged on time).
+    setTimeout(() => target.available, ms + 1).unref();
     target.rampMs = 0;
     this.ejectionsTotal++;
     this.#tell(

@@ -107,6 +107,33 @@ upstreams:
   ]);
 });
 
+test('resilience settings are checked against each other', () => {
+  const errors = errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]
+upstreams:
+  u:
+    targets:
+      - { url: "http://127.0.0.1:1", backup: true }
+    healthCheck:
+      type: tcp
+      path: /healthz
+    timeouts: { response: 5s }
+    retry: { perTryTimeout: 10s, statuses: [503, 5xx, "500-504", 42] }
+    outlierDetection: { baseEjectionTime: 10m, maxEjectionPercent: 101 }
+  v:
+    targets: [{ url: "http://127.0.0.1:2" }]
+    healthCheck: { expectBody: "(a)\\\\1" }
+`);
+  assert.deepEqual(errors, [
+    'c.yaml:4: upstreams.u.targets: every target is a backup: at least one must be a primary',
+    'c.yaml:8: upstreams.u.healthCheck.path: used only by type: http',
+    'c.yaml:10: upstreams.u.retry.perTryTimeout: longer than timeouts.response (5s), the deadline for all tries together',
+    'c.yaml:10: upstreams.u.retry.statuses.3: expected a status such as 503, a range "500-504" or a class "5xx"',
+    'c.yaml:11: upstreams.u.outlierDetection.maxEjectionTime: shorter than baseEjectionTime',
+    'c.yaml:11: upstreams.u.outlierDetection.maxEjectionPercent: must be at most 100',
+    'c.yaml:14: upstreams.v.healthCheck.expectBody: backreferences are not allowed (they can make matching slow)',
+  ]);
+});
+
 test('unsupported listener kinds are refused plainly rather than ignored', () => {
   const errors = errorsOf(`listeners:
   - name: db
