@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: Gatehouse side by side with nginx, HAProxy and two Node proxies.
-# Installs the Debian packages it needs (nginx, haproxy, wrk), then runs bench/run.ts.
+# Installs the Debian packages it needs (nginx, haproxy, wrk), then runs bench/run.ts, or with
+# `failover` as the first argument bench/failover.ts (one backend killed under load).
 # Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_CONNECTIONS (64), BENCH_ONLY (comma list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends nginx-light haproxy wrk util-linux >/dev/null
 fi
 if [ "$(nproc)" -lt 2 ]; then echo "bench: needs 2 cores (proxy on one, load on the other)" >&2; exit 1; fi
-exec node bench/run.ts "$@"
+script=run
+if [ "${1:-}" = failover ]; then script=failover; shift; fi
+exec node "bench/$script.ts" "$@"

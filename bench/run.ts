@@ -2,54 +2,27 @@
 // 100-byte and a 1 MiB response; rounds are interleaved (every proxy once per round) so drift
 // on the machine hits all of them alike. Reports medians and ratios, and writes
 // bench/results/latest.md. Everything listens on 127.0.0.1 and stops by itself.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../test/helpers/net.ts';
+import {
+  dir,
+  LOAD_CORE,
+  nginxCommon,
+  nginxTemps,
+  PROXY_CORE,
+  ROOT,
+  run,
+  stopAll,
+  versions,
+  waitFor,
+} from './lib.ts';
 
-const ROOT = join(import.meta.dirname, '..');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const ONLY = process.env.BENCH_ONLY?.split(',');
-const PROXY_CORE = '0';
-const LOAD_CORE = '1';
-const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
-const children: ChildProcess[] = [];
-
-function run(cmd: string, args: string[], log: string): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: ROOT });
-  let err = '';
-  child.stderr?.on('data', (c) => {
-    err += c;
-  });
-  child.on('exit', (code) => {
-    if (code && code !== 0 && !stopping) process.stderr.write(`${log} exited ${code}: ${err}\n`);
-  });
-  children.push(child);
-  return child;
-}
-
-async function waitFor(port: number, path = '/100b'): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`);
-      await r.arrayBuffer();
-      if (r.status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing answers 200 on port ${port}`);
-}
-
-let stopping = false;
-function stopAll(): void {
-  stopping = true;
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-}
-process.on('exit', stopAll);
-process.on('SIGINT', () => process.exit(130));
 
 // ---------------------------------------------------------------- the origin: nginx, static files
 const files = join(dir, 'www');
@@ -57,17 +30,10 @@ mkdirSync(files);
 writeFileSync(join(files, '100b'), 'x'.repeat(100));
 writeFileSync(join(files, '1m'), Buffer.alloc(1024 * 1024, 'y'));
 const originPort = await freePort();
-const nginxCommon = (name: string) => `daemon off; master_process off; worker_processes 1; user root;
-pid ${dir}/${name}.pid; error_log ${dir}/${name}.error.log warn;
-events { worker_connections 8192; }`;
-const temps = (name: string) =>
-  ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((t) => `${t}_temp_path ${dir}/${name}-${t};`)
-    .join(' ');
 writeFileSync(
   join(dir, 'origin.conf'),
   `${nginxCommon('origin')}
-http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 10000000; keepalive_timeout 120s; ${temps('origin')}
+http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 10000000; keepalive_timeout 120s; ${nginxTemps('origin')}
   server { listen 127.0.0.1:${originPort} backlog=4096; root ${files}; location / { } } }`,
 );
 run('taskset', ['-c', LOAD_CORE, 'nginx', '-c', join(dir, 'origin.conf')], 'origin');
@@ -116,7 +82,7 @@ const allProxies: Proxy[] = [
       writeFileSync(
         conf,
         `${nginxCommon('proxy')}
-http { access_log ${dir}/nginx-access.log; keepalive_requests 10000000; keepalive_timeout 120s; ${temps('proxy')}
+http { access_log ${dir}/nginx-access.log; keepalive_requests 10000000; keepalive_timeout 120s; ${nginxTemps('proxy')}
   upstream origin { server 127.0.0.1:${originPort}; keepalive 256; keepalive_requests 10000000; }
   server { listen 127.0.0.1:${port} backlog=4096;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
@@ -254,19 +220,10 @@ for (let round = 1; round <= ROUNDS; round++) {
 stopAll();
 
 // ---------------------------------------------------------------- report
-const cpu = execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], {
-  encoding: 'utf8',
-}).trim();
-const versions = {
-  node: process.versions.node,
-  nginx: execFileSync('sh', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' })
-    .trim()
-    .replace('nginx version: ', ''),
-  haproxy: execFileSync('sh', ['-c', 'haproxy -v | head -1'], { encoding: 'utf8' }).trim().split(' ')[2],
-};
+const v = versions();
 const lines: string[] = [];
 lines.push(
-  `Run ${new Date().toISOString().slice(0, 16)}Z on ${cpu}; node ${versions.node}, nginx ${versions.nginx}, haproxy ${versions.haproxy}.`,
+  `Run ${new Date().toISOString().slice(0, 16)}Z on ${v.cpu}; node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}.`,
 );
 lines.push(
   `Each proxy alone on one pinned core, wrk (1 thread, ${CONNECTIONS} connections) and the nginx origin on the other;`,

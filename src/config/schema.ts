@@ -223,13 +223,14 @@ export const retrySchema = z.strictObject({
   /** How long one try may wait for response headers. Default: timeouts.response. */
   perTryTimeout: duration.optional(),
   /**
-   * Retries in flight at most `percent` of the upstream's active requests, or `minConcurrent` when
-   * that is more. Connect failures are not counted: nothing reached a target.
+   * Over the last `window`, retries at most `percent` of the upstream's requests, or `minRetries`
+   * when that is more. Connect failures are not counted: nothing reached a target.
    */
   budget: z
     .strictObject({
       percent: z.number().min(0).max(100).prefault(20),
-      minConcurrent: z.number().int().min(0).prefault(10),
+      minRetries: z.number().int().min(0).prefault(10),
+      window: duration.prefault('10s'),
     })
     .prefault({}),
 });

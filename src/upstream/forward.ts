@@ -54,6 +54,7 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
     req.once('end', () => req.setTimeout(0));
   }
   upstream.active++;
+  upstream.budget.request();
   new Exchange(rt, ctx, ureq, upstream, bodyKind).send(target);
 }
 
@@ -83,8 +84,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   tried: Set<Target> | undefined = undefined;
   /** When the response headers must have arrived, over all tries (timeouts.response). */
   deadline = 0;
-  /** This try is a retry: it holds a place in the upstream's retry budget. */
-  inBudget = false;
   gotResponse = false;
   /** A response that will be retried: its body is read and dropped, then `next` is tried. */
   discarding = false;
@@ -176,7 +175,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     const target = ctx.target as Target;
     this.gotResponse = true;
     this.stopTimer();
-    this.leaveBudget();
     if (upstream.failureStatus?.(statusCode)) upstream.recordFailure(target, `status ${statusCode}`);
     else upstream.recordSuccess(target);
     if (res.destroyed) {
@@ -218,7 +216,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.release();
-    if (this.discarding) return this.retry(this.next as Target, true);
+    if (this.discarding) return this.retry(this.next as Target);
     this.finish();
     if (this.ended) return;
     const res = this.ctx.res;
@@ -235,7 +233,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       ctx.error ??= new ProxyError('client_closed');
       return this.finish();
     }
-    if (this.discarding) return this.retry(this.next as Target, true);
+    if (this.discarding) return this.retry(this.next as Target);
     // A chunked body over the limit ends the exchange with the error the body reader recorded.
     const e = ctx.error?.reason === 'body_too_large' ? ctx.error : classifyUpstreamError(err);
     const kind = retryKind(e.reason);
@@ -243,7 +241,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.upstream.recordFailure(ctx.target as Target, e.reason);
       if (!this.gotResponse) {
         const next = this.nextTarget(kind);
-        if (next !== undefined) return this.retry(next, kind !== 'connect-failure');
+        if (next !== undefined) return this.retry(next);
       }
     }
     this.finish();
@@ -272,21 +270,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     return next;
   }
 
-  /** Sends the next try; `budgeted` retries hold a place in the retry budget while they run. */
-  retry(next: Target, budgeted: boolean): void {
+  retry(next: Target): void {
     this.upstream.retries++;
-    if (budgeted) {
-      this.upstream.retrying++;
-      this.inBudget = true;
-    }
     this.send(next);
-  }
-
-  leaveBudget(): void {
-    if (this.inBudget) {
-      this.inBudget = false;
-      this.upstream.retrying--;
-    }
   }
 
   stopTimer(): void {
@@ -299,7 +285,6 @@ class Exchange implements Dispatcher.DispatchHandler {
   release(): void {
     this.stopTimer();
     this.ctx.abortUpstream = undefined;
-    this.leaveBudget();
     const t = this.ctx.target;
     if (t !== undefined) t.active--;
     if (this.ctx.upstreamMs < 0 && this.ctx.upstreamStart > 0)

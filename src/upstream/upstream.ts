@@ -10,6 +10,7 @@ import type { Reason } from '../pipeline/errors.ts';
 import { balancers } from './balancers/index.ts';
 import type { Balancer, PickInput } from './balancers/types.ts';
 import { startActiveChecks, statusMatcher } from './health/active.ts';
+import { RetryBudget } from './retryBudget.ts';
 import { Target } from './target.ts';
 
 /** Told once per change of a target's state: `is DOWN (status 500)`, `is ejected for 30s (...)`. */
@@ -65,8 +66,7 @@ export class Upstream {
   readonly slowStart: number;
   /** Client requests in flight through this upstream (a request with retries counts once). */
   active = 0;
-  /** Retries in flight: the retry budget caps this. */
-  retrying = 0;
+  readonly budget: RetryBudget;
   /** Totals since the Plan started, for the log and the admin API. */
   retries = 0;
   retriesDenied = 0;
@@ -115,6 +115,8 @@ export class Upstream {
     this.maxPending = cfg.circuitBreaker.maxPending;
     this.maxRequests = cfg.circuitBreaker.maxRequests ?? Number.POSITIVE_INFINITY;
     this.slowStart = cfg.slowStart;
+    const b = cfg.retry.budget;
+    this.budget = new RetryBudget(b.percent, b.minRetries, b.window);
   }
 
   /**
@@ -203,13 +205,9 @@ export class Upstream {
     // A connect failure reached no target, so retrying it adds no load anywhere: no method check, no budget.
     if (kind === 'connect-failure') return true;
     if (!this.retry.nonIdempotent && !IDEMPOTENT.has(method)) return false;
-    // The budget: retries in flight at most percent of active requests (or minConcurrent).
-    const limit = Math.max(this.retry.budget.minConcurrent, (this.active * this.retry.budget.percent) / 100);
-    if (this.retrying >= limit) {
-      this.retriesDenied++;
-      return false;
-    }
-    return true;
+    if (this.budget.tryRetry()) return true;
+    this.retriesDenied++;
+    return false;
   }
 
   /** Outlier detection: a try on `target` failed (connect failure, reset, timeout or a failure status). */
