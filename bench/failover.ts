@@ -1,8 +1,11 @@
 // Failover, side by side: each proxy (Gatehouse, nginx, HAProxy) in front of the same three
-// backends, under steady load from wrk; one backend is killed with SIGKILL mid-run. Reports the
-// requests sent, the ones that failed (non-2xx and socket errors, as wrk counts them), and how long
-// after the kill the proxy declared the dead backend out (its own log line, timestamped as it
-// arrives). Everything on 127.0.0.1; every process it starts is stopped when it ends.
+// backends, under steady load from wrk; mid-run one backend is killed with SIGKILL (connections
+// reset, then refused), and in a second scenario frozen with SIGSTOP (connections accepted by the
+// kernel, never answered). Reports the requests sent, the ones that failed (non-2xx and socket
+// errors, as wrk counts them; wrk gives up on a request after 2 s), and how long after the fault
+// the proxy declared the backend out (its own log line, timestamped as it arrives). All three get
+// the same 1 s connect and per-try response timeouts. Everything on 127.0.0.1; every process it
+// starts is stopped when it ends.
 //
 //   bash bench/failover.sh        (installs nginx, haproxy and wrk when missing)
 //   FAILOVER_SECONDS=12 FAILOVER_KILL_AT=4 FAILOVER_CONNECTIONS=32 ...
@@ -40,18 +43,19 @@ const proxies: Proxy[] = [
   {
     name: 'gatehouse',
     detection:
-      'passive: 5 consecutive failures eject; active: GET / every 1s, 2 failures; retries on another target',
+      'passive: 5 consecutive failures eject; active: GET / every 1s, 2 failures; retries elsewhere, per-try timeout 1s',
     start(port, backends, out) {
       const cfg = join(dir, `failover-gatehouse-${port}.yaml`);
       writeFileSync(
         cfg,
         `listeners: [{ name: web, address: "127.0.0.1:${port}" }]
-accessLog: { path: ${join(dir, 'failover-gatehouse-access.log')} }
+accessLog: { path: ${join(dir, `failover-gatehouse-${port}.log`)} }
 routes: [{ name: all, upstream: u }]
 upstreams:
   u:
     targets: [${backends.map((p) => `{ url: "http://127.0.0.1:${p}" }`).join(', ')}]
     timeouts: { connect: 1s, keepAlive: 60s }
+    retry: { perTryTimeout: 1s }
     healthCheck: { path: /, interval: 1s, timeout: 1s, unhealthyAfter: 2, healthyAfter: 2 }
 `,
       );
@@ -70,10 +74,10 @@ upstreams:
   {
     name: 'nginx',
     detection:
-      'passive only (open-source nginx): max_fails=1 fail_timeout=10s; proxy_next_upstream error timeout',
+      'passive only (open-source nginx): max_fails=1 fail_timeout=10s; proxy_next_upstream error timeout; read timeout 1s',
     start(port, backends, out) {
       const conf = join(dir, `failover-nginx-${port}.conf`);
-      const errorLog = join(dir, 'failover-nginx.error.log');
+      const errorLog = join(dir, `failover-nginx-${port}.error.log`);
       writeFileSync(
         conf,
         `${nginxCommon('failover-nginx').replace(/error_log \S+/, `error_log ${errorLog}`)}
@@ -81,7 +85,7 @@ http { access_log off; keepalive_timeout 120s; ${nginxTemps('failover-nginx')}
   upstream be { ${backends.map((p) => `server 127.0.0.1:${p} max_fails=1 fail_timeout=10s;`).join(' ')} keepalive 64; }
   server { listen 127.0.0.1:${port} backlog=4096;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
-      proxy_connect_timeout 1s; proxy_next_upstream error timeout; } } }`,
+      proxy_connect_timeout 1s; proxy_read_timeout 1s; proxy_next_upstream error timeout; } } }`,
       );
       watchFile(
         errorLog,
@@ -94,7 +98,7 @@ http { access_log off; keepalive_timeout 120s; ${nginxTemps('failover-nginx')}
   {
     name: 'haproxy',
     detection:
-      'active: check inter 1s fall 2; passive: observe layer4 error-limit 5 on-error mark-down; retries 3, redispatch',
+      'active: option httpchk GET /, inter 1s fall 2; passive: observe layer7 error-limit 5 on-error mark-down; retries 3, redispatch, timeout server 1s',
     start(port, backends, out) {
       const conf = join(dir, `failover-haproxy-${port}.cfg`);
       writeFileSync(
@@ -107,7 +111,7 @@ defaults
   option http-keep-alive
   timeout connect 1s
   timeout client 60s
-  timeout server 60s
+  timeout server 1s
   retries 3
   option redispatch 1
   retry-on conn-failure empty-response response-timeout
@@ -116,7 +120,8 @@ frontend fe
   default_backend be
 backend be
   http-reuse always
-  default-server check inter 1s fall 2 rise 2 observe layer4 error-limit 5 on-error mark-down
+  option httpchk GET /
+  default-server check inter 1s fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down
 ${backends.map((p, i) => `  server s${i + 1} 127.0.0.1:${p}`).join('\n')}
 `,
       );
@@ -148,6 +153,7 @@ async function origins(): Promise<{ ports: number[]; procs: ChildProcess[] }> {
 }
 
 interface Row {
+  scenario: string;
   proxy: string;
   detection: string;
   sent: number;
@@ -179,49 +185,60 @@ function wrk(port: number): Promise<{ sent: number; failed: number; rps: number 
 }
 
 const rows: Row[] = [];
-for (const p of proxies) {
-  const { ports, procs } = await origins();
-  const port = await freePort();
-  let killedAt = 0;
-  let outAt = 0;
-  const proxy = p.start(port, ports, () => {
-    if (killedAt > 0 && outAt === 0) outAt = performance.now();
-  });
-  await waitFor(port, '/');
-  const load = wrk(port);
-  await new Promise((r) => setTimeout(r, KILL_AT * 1000));
-  killedAt = performance.now();
-  procs[2].kill('SIGKILL');
-  const result = await load;
-  rows.push({ proxy: p.name, detection: p.detection, ...result, outMs: outAt > 0 ? outAt - killedAt : null });
-  process.stderr.write(
-    `  ${p.name.padEnd(10)} sent ${result.sent}, failed ${result.failed}, out after ${outAt > 0 ? `${(outAt - killedAt).toFixed(0)} ms` : 'never'}\n`,
-  );
-  proxy.kill('SIGTERM');
-  for (const o of procs) o.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 300));
-  if (p.name === 'gatehouse') {
-    // The access log says why a request failed, when one did.
-    const failed = readFileSync(join(dir, 'failover-gatehouse-access.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l !== '' && !l.includes('"status":200,') && !l.includes('client_closed'));
-    for (const l of failed.slice(0, 5)) process.stderr.write(`    ${l}\n`);
+const scenarios = [
+  { name: 'killed (SIGKILL)', signal: 'SIGKILL' as const },
+  { name: 'hung (SIGSTOP)', signal: 'SIGSTOP' as const },
+];
+for (const scenario of scenarios)
+  for (const p of proxies) {
+    const { ports, procs } = await origins();
+    const port = await freePort();
+    let killedAt = 0;
+    let outAt = 0;
+    const proxy = p.start(port, ports, () => {
+      if (killedAt > 0 && outAt === 0) outAt = performance.now();
+    });
+    await waitFor(port, '/');
+    const load = wrk(port);
+    await new Promise((r) => setTimeout(r, KILL_AT * 1000));
+    killedAt = performance.now();
+    procs[2].kill(scenario.signal);
+    const result = await load;
+    rows.push({
+      scenario: scenario.name,
+      proxy: p.name,
+      detection: p.detection,
+      ...result,
+      outMs: outAt > 0 ? outAt - killedAt : null,
+    });
+    process.stderr.write(
+      `  ${scenario.name.padEnd(17)} ${p.name.padEnd(10)} sent ${result.sent}, failed ${result.failed}, out after ${outAt > 0 ? `${(outAt - killedAt).toFixed(0)} ms` : 'never'}\n`,
+    );
+    proxy.kill('SIGTERM');
+    for (const o of procs) o.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    if (p.name === 'gatehouse') {
+      // The access log says why a request failed, when one did.
+      const failed = readFileSync(join(dir, `failover-gatehouse-${port}.log`), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '' && !l.includes('"status":200,') && !l.includes('client_closed'));
+      for (const l of failed.slice(0, 5)) process.stderr.write(`    ${l}\n`);
+    }
   }
-}
 stopAll();
 
 const v = versions();
 const lines = [
   `Run ${new Date().toISOString().slice(0, 16)}Z on ${v.cpu}; node ${v.node}, nginx ${v.nginx}, haproxy ${v.haproxy}.`,
   `wrk (1 thread, ${CONNECTIONS} connections, ${SECONDS}s) through each proxy (pinned to core ${PROXY_CORE}) to three`,
-  `Node backends (core ${LOAD_CORE}); the third is killed with SIGKILL ${KILL_AT}s in. "Out after" is the time from the`,
-  "kill to the proxy's own log line declaring it out.",
+  `Node backends (core ${LOAD_CORE}); ${KILL_AT}s in, the third is killed (SIGKILL) or frozen (SIGSTOP). "Out after" is`,
+  "the time from the fault to the proxy's own log line declaring the backend out.",
   '',
-  '| proxy | requests sent | failed | req/s | out after (ms) | detection |',
-  '|---|---:|---:|---:|---:|---|',
+  '| backend | proxy | requests sent | failed | req/s | out after (ms) | detection |',
+  '|---|---|---:|---:|---:|---:|---|',
   ...rows.map(
     (r) =>
-      `| ${r.proxy} | ${r.sent} | ${r.failed} | ${r.rps.toFixed(0)} | ${r.outMs === null ? 'never' : r.outMs.toFixed(0)} | ${r.detection} |`,
+      `| ${r.scenario} | ${r.proxy} | ${r.sent} | ${r.failed} | ${r.rps.toFixed(0)} | ${r.outMs === null ? 'never' : r.outMs.toFixed(0)} | ${r.detection} |`,
   ),
 ];
 const report = lines.join('\n');

@@ -134,6 +134,7 @@ export class Upstream {
       }
       t.healthy = o.healthy;
       t.ejectedUntil = o.ejectedUntil;
+      if (t.ejected) setTimeout(() => t.available, t.ejectedUntil - performance.now() + 1).unref();
       t.ejections = o.ejections;
       t.failures = o.failures;
       t.lastEjectionEnd = o.lastEjectionEnd;
