@@ -3,10 +3,13 @@
 // once the last of them is done.
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
+import { type AdminServer, startAdmin } from './admin/server.ts';
 import { compile, type Plan } from './config/compile.ts';
 import type { Config } from './config/schema.ts';
 import { formatAddress, parseAddress } from './config/units.ts';
-import { LineWriter, type LogSink } from './observe/accessLog.ts';
+import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
+import { Stats } from './observe/stats.ts';
+import { Tracer } from './observe/tracing.ts';
 import type { Runtime } from './pipeline/run.ts';
 import { createHttpServer } from './server/http.ts';
 import type { Target } from './upstream/target.ts';
@@ -39,6 +42,10 @@ export class Gatehouse {
   /** Swapped-out Plans that still have requests running. */
   readonly #retired = new Set<Plan>();
   #closing: Promise<void> | undefined;
+  /** The admin listener (API, /metrics, dashboard), when `admin` is configured. */
+  admin: AdminServer | null = null;
+  #reloads = 0;
+  #lastReload: string | null = null;
 
   private constructor(rt: Runtime, say: (msg: string) => void) {
     this.#rt = rt;
@@ -75,12 +82,39 @@ export class Gatehouse {
       via:
         config.forwarding.via ?? process.env.GATEHOUSE_VIA ?? `gatehouse-${randomBytes(3).toString('hex')}`,
       log,
+      line: lineFormat(config.accessLog.format, config.accessLog.fields, config.accessLog.template),
+      stats: config.admin ? new Stats() : null,
+      tracer: config.tracing
+        ? new Tracer({
+            endpoint: config.tracing.endpoint,
+            serviceName: config.tracing.serviceName,
+            sampleRate: config.tracing.sampleRate,
+            headers: config.tracing.headers,
+            maxBatch: config.tracing.maxBatch,
+            flushInterval: config.tracing.flushInterval,
+          })
+        : null,
       inflight: 0,
       onIdle: null,
     };
     const gh = new Gatehouse(rt, say);
     try {
       for (const l of config.listeners) await gh.#listen(l.name, l.address, config, opts.reusePort ?? false);
+      if (config.admin && rt.stats !== null) {
+        try {
+          gh.admin = await startAdmin(config.admin, {
+            stats: rt.stats,
+            tracer: rt.tracer,
+            plan: () => rt.plan,
+            reloads: () => ({ count: gh.#reloads, last: gh.#lastReload }),
+          });
+        } catch (err) {
+          throw new StartError(
+            `admin: cannot listen on ${config.admin.address}: ${(err as NodeJS.ErrnoException).code}`,
+          );
+        }
+        say(`admin: ${gh.admin.url} (dashboard, /metrics, /api/v1)`);
+      }
     } catch (err) {
       await gh.close(0);
       throw err;
@@ -128,11 +162,13 @@ export class Gatehouse {
    */
   reload(config: Config): Plan {
     const before = this.#rt.plan.config;
-    const fixed = (['listeners', 'limits', 'accessLog'] as const).filter(
+    const fixed = (['listeners', 'limits', 'accessLog', 'admin', 'tracing'] as const).filter(
       (k) => JSON.stringify(before[k]) !== JSON.stringify(config[k]),
     );
     if (fixed.length > 0) this.#say(`reload: ${fixed.join(', ')} changed; that part applies after a restart`);
     const next = compile(config);
+    this.#reloads++;
+    this.#lastReload = new Date().toISOString();
     const old = this.#rt.plan;
     this.#rt.plan = next;
     old.stop();
@@ -189,6 +225,8 @@ export class Gatehouse {
       await Promise.all(closed);
       await rt.plan.close();
       await Promise.all([...this.#retired].map((p) => p.close()));
+      await this.admin?.close();
+      await rt.tracer?.flush();
       rt.log?.close();
     })();
     return this.#closing;

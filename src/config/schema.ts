@@ -300,10 +300,59 @@ export const forwardingSchema = z.strictObject({
     .optional(),
 });
 
+export const ACCESS_LOG_FIELDS = [
+  'time',
+  'timeLocal',
+  'requestId',
+  'traceId',
+  'spanId',
+  'listener',
+  'clientIp',
+  'method',
+  'host',
+  'path',
+  'protocol',
+  'request',
+  'status',
+  'bytes',
+  'bytesIn',
+  'route',
+  'upstream',
+  'target',
+  'attempts',
+  'upstreamMs',
+  'durationMs',
+  'reason',
+  'userAgent',
+  'referer',
+] as const;
+
 export const accessLogSchema = z.strictObject({
   enabled: z.boolean().prefault(true),
   /** `stdout`, `stderr` or a file path (appended; reopened on SIGUSR1). */
   path: z.string().prefault('stdout'),
+  /** `json` (one object per line), `combined` (nginx's), or `template`. */
+  format: z.enum(['json', 'combined', 'template']).prefault('json'),
+  /** For json: the fields, in order. Default: time, requestId, listener, clientIp, method, host, path, protocol, status, bytes, route, upstream, target, attempts, upstreamMs, durationMs, traceId (when tracing), reason (on errors). */
+  fields: z.array(z.enum(ACCESS_LOG_FIELDS)).min(1).optional(),
+  /** For template: text with `$field` names, e.g. `$clientIp "$request" $status $durationMs rid=$requestId`. */
+  template: z.string().optional(),
+});
+
+export const tracingSchema = z.strictObject({
+  /** OTLP/HTTP traces endpoint of the collector, e.g. http://127.0.0.1:4318/v1/traces. */
+  endpoint: z
+    .string()
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'expected an http(s) URL'),
+  serviceName: z.string().prefault('gatehouse'),
+  /** Share of new traces that are sampled; a request with a traceparent keeps its caller's decision. */
+  sampleRate: z.number().min(0).max(1).prefault(1),
+  /** Sent with every export (an API key for the collector, for example). */
+  headers: z.record(headerName, z.string()).prefault({}),
+  /** Spans per export at most. */
+  maxBatch: z.number().int().min(1).prefault(512),
+  /** Longest wait before an export. */
+  flushInterval: duration.prefault('1s'),
 });
 
 export const adminSchema = z.strictObject({
@@ -321,6 +370,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   forwarding: forwardingSchema.prefault({}),
   accessLog: accessLogSchema.prefault({}),
+  /** OpenTelemetry tracing; off without this block. */
+  tracing: tracingSchema.optional(),
   /** How long in-flight requests may take to finish after SIGTERM/SIGINT. */
   shutdownGracePeriod: duration.prefault('10s'),
 });

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
-import { type Config, configSchema } from './schema.ts';
+import { ACCESS_LOG_FIELDS, type Config, configSchema } from './schema.ts';
 import { isLoopbackHost, parseAddress, parseDuration } from './units.ts';
 
 export interface Validated {
@@ -194,6 +194,20 @@ const strs = (v: unknown): string[] =>
 
 function semantic(raw: unknown, err: Err): void {
   const c = obj(raw);
+  const log = obj(c.accessLog);
+  const format = str(log.format) ?? 'json';
+  if (log.fields !== undefined && format !== 'json')
+    err(['accessLog', 'fields'], 'used only by format: json');
+  if (log.template !== undefined && format !== 'template')
+    err(['accessLog', 'template'], 'used only by format: template');
+  const template = str(log.template);
+  if (format === 'template' && template === undefined)
+    err(['accessLog', 'template'], 'format: template needs a template');
+  if (template !== undefined) {
+    for (const m of template.matchAll(/\$([A-Za-z]+)/g))
+      if (!(ACCESS_LOG_FIELDS as readonly string[]).includes(m[1]))
+        err(['accessLog', 'template'], `unknown field $${m[1]}${hintFrom(m[1], ACCESS_LOG_FIELDS)}`);
+  }
   const upstreams = obj(c.upstreams);
   const middlewares = obj(c.middlewares);
   const listenerNames = new Map<string, number>();
@@ -226,12 +240,20 @@ function semantic(raw: unknown, err: Err): void {
   if (c.admin !== undefined) {
     const admin = obj(c.admin);
     const a = parseAddress(str(admin.address) ?? '127.0.0.1:9901');
-    if (a && !isLoopbackHost(a.host) && !str(admin.token)) {
+    const token = str(admin.token);
+    if (a && !isLoopbackHost(a.host) && !token) {
       err(
         ['admin', 'address'],
         'a non-loopback admin address needs admin.token (the API would be open to the network)',
       );
+    } else if (!token) {
+      err(
+        ['admin'],
+        `needs a token: every admin request must carry it (e.g. token: $${'{'}GATEHOUSE_ADMIN_TOKEN})`,
+      );
     }
+    if (token !== undefined && token.length < 16)
+      err(['admin', 'token'], 'too short: use at least 16 characters (e.g. openssl rand -hex 16)');
   }
 
   checkCidrs(obj(c.forwarding).trustedProxies, ['forwarding', 'trustedProxies'], err);

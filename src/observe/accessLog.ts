@@ -120,7 +120,7 @@ function hundredths(ms: number): number {
   return Math.round(ms * 100) / 100;
 }
 
-/** One JSON line per request. The query string is left out: it often carries tokens. */
+/** One JSON line per request (the default format and fields). The query string is left out: it often carries tokens. */
 export function accessLine(ctx: RequestContext, now: number): string {
   const route = ctx.route;
   const err = ctx.error;
@@ -131,6 +131,128 @@ export function accessLine(ctx: RequestContext, now: number): string {
     `,"route":${route ? q(route.name) : 'null'},"upstream":${route ? q(route.upstream.name) : 'null'}` +
     `,"target":${ctx.target ? q(ctx.target.id) : 'null'},"attempts":${ctx.attempts}` +
     `,"upstreamMs":${ctx.upstreamMs < 0 ? 'null' : hundredths(ctx.upstreamMs)},"durationMs":${hundredths(now - ctx.start)}` +
+    `${ctx.trace !== null ? `,"traceId":"${ctx.trace.traceId}"` : ''}` +
     `${err ? `,"reason":"${err.reason}"` : ''}}\n`
   );
+}
+
+const header = (ctx: RequestContext, name: string): string => {
+  const v = ctx.req.headers[name];
+  return v === undefined ? '' : Array.isArray(v) ? v.join(', ') : v;
+};
+
+/** Every field a line can have: its JSON value, or its text (for templates). */
+export const FIELDS = {
+  time: { json: () => `"${isoNow()}"`, text: () => isoNow() },
+  timeLocal: { json: () => `"${clfTime()}"`, text: () => clfTime() },
+  requestId: { json: (c) => q(c.id), text: (c) => c.id },
+  traceId: { json: (c) => (c.trace ? `"${c.trace.traceId}"` : 'null'), text: (c) => c.trace?.traceId ?? '-' },
+  spanId: { json: (c) => (c.trace ? `"${c.trace.spanId}"` : 'null'), text: (c) => c.trace?.spanId ?? '-' },
+  listener: { json: (c) => q(c.listener), text: (c) => c.listener },
+  clientIp: { json: (c) => `"${c.clientIp}"`, text: (c) => c.clientIp },
+  method: { json: (c) => q(c.req.method ?? ''), text: (c) => c.req.method ?? '' },
+  host: { json: (c) => q(c.host), text: (c) => c.host || '-' },
+  path: { json: (c) => q(c.path), text: (c) => c.path },
+  protocol: { json: (c) => `"HTTP/${c.req.httpVersion}"`, text: (c) => `HTTP/${c.req.httpVersion}` },
+  request: {
+    json: (c) => q(`${c.req.method} ${c.path} HTTP/${c.req.httpVersion}`),
+    text: (c) => `${c.req.method} ${c.path} HTTP/${c.req.httpVersion}`,
+  },
+  status: { json: (c) => String(c.status), text: (c) => String(c.status) },
+  bytes: { json: (c) => String(c.bytesOut), text: (c) => String(c.bytesOut) },
+  bytesIn: { json: (c) => String(c.bytesIn), text: (c) => String(c.bytesIn) },
+  route: { json: (c) => (c.route ? q(c.route.name) : 'null'), text: (c) => c.route?.name ?? '-' },
+  upstream: {
+    json: (c) => (c.route ? q(c.route.upstream.name) : 'null'),
+    text: (c) => c.route?.upstream.name ?? '-',
+  },
+  target: { json: (c) => (c.target ? q(c.target.id) : 'null'), text: (c) => c.target?.id ?? '-' },
+  attempts: { json: (c) => String(c.attempts), text: (c) => String(c.attempts) },
+  upstreamMs: {
+    json: (c) => (c.upstreamMs < 0 ? 'null' : String(hundredths(c.upstreamMs))),
+    text: (c) => (c.upstreamMs < 0 ? '-' : String(hundredths(c.upstreamMs))),
+  },
+  durationMs: {
+    json: (c, now) => String(hundredths(now - c.start)),
+    text: (c, now) => String(hundredths(now - c.start)),
+  },
+  reason: { json: (c) => (c.error ? `"${c.error.reason}"` : 'null'), text: (c) => c.error?.reason ?? '-' },
+  userAgent: { json: (c) => q(header(c, 'user-agent')), text: (c) => header(c, 'user-agent') || '-' },
+  referer: { json: (c) => q(header(c, 'referer')), text: (c) => header(c, 'referer') || '-' },
+} satisfies Record<
+  string,
+  { json: (c: RequestContext, now: number) => string; text: (c: RequestContext, now: number) => string }
+>;
+
+export type FieldName = keyof typeof FIELDS;
+
+/** nginx's `combined` format (the path without its query: queries often carry tokens). */
+export const COMBINED = '$clientIp - - [$timeLocal] "$request" $status $bytes "$referer" "$userAgent"';
+
+/**
+ * The line function for a log config: the default JSON line, JSON with chosen fields, or a text
+ * template where `$name` is a field (`combined` is nginx's format).
+ */
+export function lineFormat(
+  format: 'json' | 'combined' | 'template',
+  fields: readonly FieldName[] | undefined,
+  template: string | undefined,
+): (ctx: RequestContext, now: number) => string {
+  if (format === 'json') {
+    if (fields === undefined) return accessLine;
+    const parts = fields.map((f) => [`"${f}":`, FIELDS[f].json] as const);
+    return (ctx, now) => {
+      let out = '{';
+      for (let i = 0; i < parts.length; i++)
+        out += (i === 0 ? '' : ',') + parts[i][0] + parts[i][1](ctx, now);
+      return `${out}}\n`;
+    };
+  }
+  const tpl = format === 'combined' ? COMBINED : (template ?? COMBINED);
+  const pieces: (string | FieldName)[] = [];
+  const names: boolean[] = [];
+  let last = 0;
+  for (const m of tpl.matchAll(/\$([A-Za-z]+)/g)) {
+    pieces.push(tpl.slice(last, m.index));
+    names.push(false);
+    pieces.push(m[1] as FieldName);
+    names.push(true);
+    last = (m.index ?? 0) + m[0].length;
+  }
+  pieces.push(tpl.slice(last));
+  names.push(false);
+  return (ctx, now) => {
+    let out = '';
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
+      // Text fields are quoted by the template; control characters and quotes are escaped as nginx does.
+      out += names[i] ? escapeText(FIELDS[p as FieldName].text(ctx, now)) : p;
+    }
+    return `${out}\n`;
+  };
+}
+
+const TEXT_ESCAPE = /["\\\u0000-\u001f\u007f]/g;
+
+/** `"`, `\` and control characters as `\xNN`, as nginx escapes log variables. */
+function escapeText(s: string): string {
+  TEXT_ESCAPE.lastIndex = 0;
+  if (!TEXT_ESCAPE.test(s)) return s;
+  return s.replace(TEXT_ESCAPE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+let clfSecond = -1;
+let clfText = '';
+
+/** `23/Nov/2026:10:55:02 +0000` (Common Log Format time, UTC), formatted once per second. */
+function clfTime(ms = Date.now()): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== clfSecond) {
+    clfSecond = second;
+    const d = new Date(second * 1000);
+    const p = (n: number) => String(n).padStart(2, '0');
+    clfText = `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+  }
+  return clfText;
 }

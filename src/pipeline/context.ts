@@ -2,6 +2,7 @@
 // one shape for all of them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Plan } from '../config/compile.ts';
+import type { TraceState } from '../observe/tracing.ts';
 import type { Route } from '../routing/table.ts';
 import type { Target } from '../upstream/target.ts';
 import type { ProxyError } from './errors.ts';
@@ -50,6 +51,10 @@ export class RequestContext {
   error: ProxyError | undefined;
   status: number;
   bytesOut: number;
+  /** Request body bytes received (counted for chunked bodies, Content-Length otherwise). */
+  bytesIn: number;
+  /** The trace this request belongs to; null when tracing is off. */
+  trace: TraceState | null;
   upstreamStart: number;
   upstreamMs: number;
   /** Set while an upstream request is running; finish() calls it when the client leaves first. */
@@ -86,6 +91,8 @@ export class RequestContext {
     this.error = undefined;
     this.status = 0;
     this.bytesOut = 0;
+    this.bytesIn = 0;
+    this.trace = null;
     this.upstreamStart = 0;
     this.upstreamMs = -1;
     this.abortUpstream = undefined;

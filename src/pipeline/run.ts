@@ -7,8 +7,10 @@ import type { BlockList } from 'node:net';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import { inList } from '../middleware/ipFilter.ts';
 import type { LocalResponse } from '../middleware/types.ts';
-import { accessLine, type LogSink } from '../observe/accessLog.ts';
+import type { LogSink } from '../observe/accessLog.ts';
 import { requestId } from '../observe/requestId.ts';
+import type { ListenerStats, Stats } from '../observe/stats.ts';
+import type { Tracer } from '../observe/tracing.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
 import { forward } from '../upstream/forward.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
@@ -23,6 +25,11 @@ export interface Runtime {
   /** The Via pseudonym, stable across reloads. */
   readonly via: string;
   log: LogSink | null;
+  /** Formats one access-log line (accessLog.format). */
+  line: (ctx: RequestContext, now: number) => string;
+  /** Live figures for /metrics and the admin API; null without an admin listener. */
+  stats: Stats | null;
+  tracer: Tracer | null;
   inflight: number;
   onIdle: (() => void) | null;
 }
@@ -46,6 +53,8 @@ export function handleRequest(
   );
   rt.inflight++;
   plan.usage.active++;
+  if (rt.stats !== null) rt.stats.listener(listener.name).inflight++;
+  if (rt.tracer !== null) ctx.trace = rt.tracer.begin(ctx);
   // 'close' comes exactly once, when the response is done or the connection is gone.
   res.on('close', () => finish(rt, ctx));
 
@@ -182,7 +191,15 @@ function finish(rt: Runtime, ctx: RequestContext): void {
       if (!res.headersSent) ctx.status = 499;
     }
   }
-  if (rt.log !== null) rt.log.write(accessLine(ctx, performance.now()));
+  const now = performance.now();
+  if (rt.log !== null) rt.log.write(rt.line(ctx, now));
+  if (rt.stats !== null) {
+    const cl = ctx.req.headers['content-length'];
+    if (ctx.bytesIn === 0 && cl !== undefined && ctx.req.readableEnded) ctx.bytesIn = Number(cl) || 0;
+    rt.stats.record(ctx, now, ctx.trace?.traceId ?? null);
+    (rt.stats.listeners.get(ctx.listener) as ListenerStats).inflight--;
+  }
+  if (rt.tracer !== null) rt.tracer.requestSpan(ctx, now);
   const usage = ctx.plan.usage;
   if (--usage.active === 0 && usage.retired) usage.onDrained?.();
   rt.inflight--;

@@ -31,6 +31,13 @@ export function createHttpServer(rt: Runtime, listenerName: string, limits: Limi
       handleRequest(rt, lp, req, res);
     },
   );
+  if (rt.stats !== null) {
+    const ls = rt.stats.listener(listenerName);
+    server.on('connection', (socket: Socket) => {
+      ls.connections++;
+      socket.once('close', () => ls.connections--);
+    });
+  }
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
     clientError(rt, listenerName, err, socket),
   );

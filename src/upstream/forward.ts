@@ -64,6 +64,7 @@ async function* limitBody(req: IncomingMessage, max: number, ctx: RequestContext
   let seen = 0;
   for await (const chunk of req) {
     seen += (chunk as Buffer).length;
+    ctx.bytesIn = seen;
     if (seen > max) {
       ctx.error = new ProxyError('body_too_large');
       throw ctx.error;
@@ -96,6 +97,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   timer: NodeJS.Timeout | undefined = undefined;
   timedOut: ProxyError | undefined = undefined;
   readonly onTryTimeout: () => void;
+  /** The open CLIENT span of this try ('' when tracing is off or none is open). */
+  spanId = '';
+  spanStart = 0;
   readonly resume: () => void;
   readonly abort: () => void;
 
@@ -137,6 +141,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.next = undefined;
     this.timedOut = undefined;
     target.active++;
+    if (ctx.trace !== null) this.traceTry();
     const tryTimeout = Math.max(1, Math.min(this.upstream.perTryTimeout, this.deadline - now));
     if (this.upstream.preciseTryTimeout) this.timer = setTimeout(this.onTryTimeout, tryTimeout);
     const req = ctx.req;
@@ -161,6 +166,37 @@ class Exchange implements Dispatcher.DispatchHandler {
     );
   }
 
+  /** A span id for this try, sent upstream in traceparent (replacing the client's). */
+  traceTry(): void {
+    const ctx = this.ctx;
+    const tracer = this.rt.tracer;
+    if (tracer === null || ctx.trace === null) return;
+    this.endSpan(0, undefined);
+    const { spanId, traceparent } = tracer.child(ctx.trace);
+    this.spanId = spanId;
+    this.spanStart = performance.now();
+    const h = this.ureq.headers;
+    let found = false;
+    for (let i = 0; i < h.length; i += 2) {
+      if (h[i] === 'traceparent') {
+        h[i + 1] = traceparent;
+        found = true;
+      }
+    }
+    if (!found) {
+      h.push('traceparent', traceparent);
+      if (ctx.trace.tracestate !== undefined && !h.includes('tracestate'))
+        h.push('tracestate', ctx.trace.tracestate);
+    }
+  }
+
+  /** Ends the current try's CLIENT span, if one is open. */
+  endSpan(status: number, error: string | undefined): void {
+    if (this.spanId === '') return;
+    this.rt.tracer?.attemptSpan(this.ctx, this.spanId, this.spanStart, performance.now(), status, error);
+    this.spanId = '';
+  }
+
   onRequestStart(controller: Controller): void {
     this.controller = controller;
     if (this.ctx.res.destroyed) controller.abort(new ProxyError('client_closed'));
@@ -175,6 +211,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const target = ctx.target as Target;
     this.gotResponse = true;
     this.stopTimer();
+    if (this.spanId !== '') this.endSpan(statusCode, undefined);
     if (upstream.failureStatus?.(statusCode)) upstream.recordFailure(target, `status ${statusCode}`);
     else upstream.recordSuccess(target);
     if (res.destroyed) {
@@ -227,6 +264,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseError(_controller: Controller, err: Error): void {
     this.release();
+    if (this.spanId !== '') this.endSpan(0, classifyUpstreamError(err).reason);
     const ctx = this.ctx;
     if (ctx.res.writableEnded || ctx.res.destroyed) {
       // Already answered (408) or the client is gone: nothing more to send.

@@ -37,8 +37,10 @@ export class Target {
   draining: boolean;
   /** performance.now() until which outlier detection keeps it out; 0 when not ejected. */
   ejectedUntil = 0;
-  /** How many times it has been ejected (the next ejection lasts one base time more). */
+  /** How many times it has been ejected (the next ejection lasts one base time more); forgiven in time. */
   ejections = 0;
+  /** Ejections since start, never forgiven (for /metrics). */
+  ejectedTotal = 0;
   /** Consecutive failures seen by outlier detection. */
   failures = 0;
   /** performance.now() when the last ejection ended. */

@@ -125,6 +125,10 @@ export class Upstream {
    */
   adopt(old: Upstream | undefined): void {
     if (old === undefined) return;
+    this.retries = old.retries;
+    this.retriesDenied = old.retriesDenied;
+    this.ejectionsTotal = old.ejectionsTotal;
+    this.overflows = old.overflows;
     const before = new Map(old.targets.map((t) => [t.id, t]));
     for (const t of this.targets) {
       const o = before.get(t.id);
@@ -136,6 +140,7 @@ export class Upstream {
       t.ejectedUntil = o.ejectedUntil;
       if (t.ejected) setTimeout(() => t.available, t.ejectedUntil - performance.now() + 1).unref();
       t.ejections = o.ejections;
+      t.ejectedTotal = o.ejectedTotal;
       t.failures = o.failures;
       t.lastEjectionEnd = o.lastEjectionEnd;
       t.probeStreak = o.probeStreak;
@@ -226,6 +231,7 @@ export class Upstream {
     const failures = target.failures;
     target.failures = 0;
     target.ejections++;
+    target.ejectedTotal++;
     target.probeStreak = 0;
     const ms = Math.min(cfg.baseEjectionTime * target.ejections, cfg.maxEjectionTime);
     target.ejectedUntil = performance.now() + ms;

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { compile, type ListenerPlan } from '../../src/config/compile.ts';
 import { validateText } from '../../src/config/validate.ts';
 import type { Middleware } from '../../src/middleware/types.ts';
-import { MemorySink } from '../../src/observe/accessLog.ts';
+import { accessLine, MemorySink } from '../../src/observe/accessLog.ts';
 import { handleRequest, type Runtime } from '../../src/pipeline/run.ts';
 import { compileRoute } from '../../src/routing/table.ts';
 import { send } from '../helpers/http.ts';
@@ -54,7 +54,16 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
   };
   const route = compileRoute(plan.config.routes[0], 0, plan.upstreams.get('u')!, [auth, tag], 1024);
   const listener: ListenerPlan = { name: 'web', scheme: 'http', table: [route], trusted: null };
-  const rt: Runtime = { plan, via: 'gh-contract', log: new MemorySink(), inflight: 0, onIdle: null };
+  const rt: Runtime = {
+    plan,
+    via: 'gh-contract',
+    line: accessLine,
+    stats: null,
+    tracer: null,
+    log: new MemorySink(),
+    inflight: 0,
+    onIdle: null,
+  };
   const server = createServer((req, res) => handleRequest(rt, listener, req, res)).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -1,0 +1,196 @@
+// /metrics: prom-client's registry and process metrics, plus Gatehouse's own figures read from Stats
+// and the current Plan at scrape time (nothing on the hot path touches prom-client). Labels are
+// names from the config and fixed classes only; see docs/admin-api.md for the list.
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Plan } from '../config/compile.ts';
+import {
+  type Histogram,
+  LATENCY_BUCKETS,
+  METHOD_CLASSES,
+  STATUS_CLASSES,
+  type Stats,
+} from '../observe/stats.ts';
+import type { Tracer } from '../observe/tracing.ts';
+
+type Labels = Record<string, string | number>;
+interface Value {
+  labels: Labels;
+  value: number;
+  metricName?: string;
+}
+
+/** A metric whose values are computed when scraped (prom-client's registry accepts any object with get()). */
+function view(name: string, help: string, type: 'counter' | 'gauge' | 'histogram', values: () => Value[]) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: 'sum' as const,
+    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
+    reset() {},
+  };
+}
+
+function histogramValues(name: string, labels: Labels, h: Histogram): Value[] {
+  const out: Value[] = [];
+  let acc = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    acc += h.counts[i];
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: LATENCY_BUCKETS[i] }, value: acc });
+  }
+  acc += h.counts[LATENCY_BUCKETS.length];
+  out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: acc });
+  out.push({ metricName: `${name}_sum`, labels, value: h.sum });
+  out.push({ metricName: `${name}_count`, labels, value: h.count });
+  return out;
+}
+
+export function metricsRegistry(
+  stats: Stats,
+  plan: () => Plan,
+  tracer: Tracer | null,
+  version: string,
+): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg });
+  const add = (m: ReturnType<typeof view>) => reg.registerMetric(m as never);
+
+  add(view('gatehouse_info', 'Gatehouse version.', 'gauge', () => [{ labels: { version }, value: 1 }]));
+  add(
+    view(
+      'gatehouse_requests_total',
+      'Requests by route, upstream, target, method and status class.',
+      'counter',
+      () => {
+        const out: Value[] = [];
+        for (const r of stats.routes.values())
+          for (const row of r.byTarget.values())
+            for (let m = 0; m < METHOD_CLASSES.length; m++)
+              for (let s = 0; s < STATUS_CLASSES.length; s++) {
+                const v = row.counts[m * STATUS_CLASSES.length + s];
+                if (v > 0)
+                  out.push({
+                    labels: {
+                      route: r.name,
+                      upstream: row.upstream,
+                      target: row.target,
+                      method: METHOD_CLASSES[m],
+                      status_class: STATUS_CLASSES[s],
+                    },
+                    value: v,
+                  });
+              }
+        return out;
+      },
+    ),
+  );
+  add(
+    view(
+      'gatehouse_request_duration_seconds',
+      'Time from request received to response done, by route.',
+      'histogram',
+      () =>
+        [...stats.routes.values()].flatMap((r) =>
+          histogramValues('gatehouse_request_duration_seconds', { route: r.name }, r.duration),
+        ),
+    ),
+  );
+  add(
+    view(
+      'gatehouse_upstream_duration_seconds',
+      'Time from the first try sent to response headers, by target.',
+      'histogram',
+      () =>
+        [...stats.targets.values()].flatMap((t) =>
+          histogramValues(
+            'gatehouse_upstream_duration_seconds',
+            { upstream: t.upstream, target: t.id },
+            t.duration,
+          ),
+        ),
+    ),
+  );
+  add(
+    view('gatehouse_request_bytes_total', 'Request body bytes received, by route.', 'counter', () =>
+      [...stats.routes.values()].map((r) => ({ labels: { route: r.name }, value: r.bytesIn })),
+    ),
+  );
+  add(
+    view('gatehouse_response_bytes_total', 'Response body bytes sent, by route.', 'counter', () =>
+      [...stats.routes.values()].map((r) => ({ labels: { route: r.name }, value: r.bytesOut })),
+    ),
+  );
+  add(
+    view('gatehouse_connections_active', 'Open client connections, by listener.', 'gauge', () =>
+      [...stats.listeners.values()].map((l) => ({ labels: { listener: l.name }, value: l.connections })),
+    ),
+  );
+  add(
+    view('gatehouse_requests_in_flight', 'Requests being served, by listener.', 'gauge', () =>
+      [...stats.listeners.values()].map((l) => ({ labels: { listener: l.name }, value: l.inflight })),
+    ),
+  );
+  const targets = () =>
+    [...plan().upstreams.values()].flatMap((u) =>
+      u.targets.map((t) => ({ u, t, labels: { upstream: u.name, target: t.id } })),
+    );
+  add(
+    view(
+      'gatehouse_upstream_target_state',
+      'Target state: 1 for the current one of healthy, unhealthy, ejected, draining.',
+      'gauge',
+      () =>
+        targets().flatMap(({ t, labels }) =>
+          (['healthy', 'unhealthy', 'ejected', 'draining'] as const).map((state) => ({
+            labels: { ...labels, state },
+            value: t.state === state ? 1 : 0,
+          })),
+        ),
+    ),
+  );
+  add(
+    view('gatehouse_upstream_target_in_flight', 'Requests in flight to a target.', 'gauge', () =>
+      targets().map(({ t, labels }) => ({ labels, value: t.active })),
+    ),
+  );
+  add(
+    view('gatehouse_upstream_ejections_total', 'Outlier-detection ejections, by target.', 'counter', () =>
+      targets().map(({ t, labels }) => ({ labels, value: t.ejectedTotal })),
+    ),
+  );
+  const perUpstream = (
+    name: string,
+    help: string,
+    pick: (u: ReturnType<Plan['upstreams']['get']> & {}) => number,
+  ) =>
+    add(
+      view(name, help, 'counter', () =>
+        [...plan().upstreams.values()].map((u) => ({ labels: { upstream: u.name }, value: pick(u) })),
+      ),
+    );
+  perUpstream('gatehouse_upstream_retries_total', 'Retries sent, by upstream.', (u) => u.retries);
+  perUpstream(
+    'gatehouse_upstream_retries_denied_total',
+    'Retries refused by the retry budget.',
+    (u) => u.retriesDenied,
+  );
+  perUpstream(
+    'gatehouse_upstream_overflows_total',
+    'Requests refused by the circuit breaker (503 upstream_overflow).',
+    (u) => u.overflows,
+  );
+  if (tracer !== null) {
+    add(
+      view(
+        'gatehouse_tracing_spans_total',
+        'Spans exported or dropped (collector unreachable or refusing).',
+        'counter',
+        () => [
+          { labels: { result: 'exported' }, value: tracer.exported },
+          { labels: { result: 'dropped' }, value: tracer.dropped },
+        ],
+      ),
+    );
+  }
+  return reg;
+}

@@ -1,0 +1,298 @@
+// The admin listener: JSON API, Prometheus /metrics and the live dashboard. Loopback by default,
+// and every request needs the admin token: `Authorization: Bearer <token>`, or for the dashboard in
+// a browser a session cookie set by signing in with the token (HttpOnly, SameSite=Strict; it holds
+// an HMAC of the token, never the token). Tokens are compared in constant time. Changes (draining a
+// target) take the bearer header only, so a page elsewhere cannot make a browser do them.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Plan } from '../config/compile.ts';
+import type { Config } from '../config/schema.ts';
+import { formatAddress, parseAddress } from '../config/units.ts';
+import type { Stats } from '../observe/stats.ts';
+import type { Tracer } from '../observe/tracing.ts';
+import { metricsRegistry } from './metrics.ts';
+
+export const VERSION: string = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+).version;
+
+const DASHBOARD = new URL('../../assets/dashboard.html', import.meta.url);
+const COOKIE = 'gatehouse_admin';
+
+export interface AdminContext {
+  stats: Stats;
+  tracer: Tracer | null;
+  plan(): Plan;
+  reloads(): { count: number; last: string | null };
+}
+
+export interface AdminServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export async function startAdmin(
+  config: NonNullable<Config['admin']>,
+  ctx: AdminContext,
+): Promise<AdminServer> {
+  const token = config.token ?? '';
+  const tokenDigest = digest(token);
+  const session = createHmac('sha256', token).update('gatehouse admin session').digest('hex');
+  const sessionDigest = digest(session);
+  const registry = metricsRegistry(ctx.stats, ctx.plan, ctx.tracer, VERSION);
+  const dashboard = readFileSync(DASHBOARD, 'utf8');
+
+  const bearer = (req: IncomingMessage): boolean => {
+    const h = req.headers.authorization;
+    if (h === undefined || !/^Bearer /i.test(h)) return false;
+    return timingSafeEqual(digest(h.slice(7).trim()), tokenDigest);
+  };
+  const cookie = (req: IncomingMessage): boolean => {
+    const c = req.headers.cookie;
+    if (c === undefined) return false;
+    for (const part of c.split(';')) {
+      const [k, v] = part.trim().split('=');
+      if (k === COOKIE && v !== undefined) return timingSafeEqual(digest(v), sessionDigest);
+    }
+    return false;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/login' && method === 'POST') {
+      const body = new URLSearchParams(await readBody(req, 4096));
+      if (timingSafeEqual(digest(body.get('token') ?? ''), tokenDigest)) {
+        res.writeHead(303, {
+          location: '/',
+          'set-cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
+          'cache-control': 'no-store',
+        });
+        res.end();
+      } else loginPage(res, 'That token is not right.');
+      return;
+    }
+    const viaBearer = bearer(req);
+    if (!viaBearer && !cookie(req)) {
+      if (method === 'GET' && path === '/' && (req.headers.accept ?? '').includes('text/html'))
+        return loginPage(res);
+      return json(
+        res,
+        401,
+        { error: 'unauthorized', message: 'send Authorization: Bearer <admin token>' },
+        {
+          'www-authenticate': 'Bearer realm="gatehouse admin"',
+        },
+      );
+    }
+    if (method === 'GET' && path === '/') {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy':
+          "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+      });
+      res.end(dashboard);
+      return;
+    }
+    if (method === 'GET' && path === '/metrics') {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    const plan = ctx.plan();
+    if (method === 'GET') {
+      switch (path) {
+        case '/api/v1/status':
+          return json(res, 200, status(ctx));
+        case '/api/v1/config':
+          return json(res, 200, redact(plan.config));
+        case '/api/v1/listeners':
+          return json(res, 200, listeners(ctx));
+        case '/api/v1/routes':
+          return json(res, 200, routes(ctx));
+        case '/api/v1/upstreams':
+          return json(res, 200, upstreams(ctx));
+        case '/api/v1/errors':
+          return json(res, 200, [...ctx.stats.recentErrors].reverse());
+        case '/api/v1/stats':
+          return json(res, 200, {
+            status: status(ctx),
+            listeners: listeners(ctx),
+            routes: routes(ctx),
+            upstreams: upstreams(ctx),
+            errors: [...ctx.stats.recentErrors].reverse(),
+          });
+      }
+    }
+    const drain = /^\/api\/v1\/upstreams\/([^/]+)\/drain$/.exec(path);
+    if (drain !== null && method === 'POST') {
+      if (!viaBearer)
+        return json(res, 403, { error: 'forbidden', message: 'changes need the Authorization header' });
+      const u = plan.upstreams.get(decodeURIComponent(drain[1]));
+      const target = url.searchParams.get('target') ?? '';
+      const on = url.searchParams.get('drain') !== 'false';
+      if (u === undefined || !u.drain(target, on))
+        return json(res, 404, { error: 'not_found', message: 'no such upstream or target' });
+      return json(res, 200, { upstream: u.name, target, draining: on });
+    }
+    return json(res, 404, { error: 'not_found', message: `no ${method} ${path}` });
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) json(res, 500, { error: 'internal' });
+      else res.destroy();
+    });
+  });
+  const { host, port } = parseAddress(config.address) as { host: string; port: number };
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as { port: number };
+  return {
+    url: `http://${formatAddress(host, bound.port)}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function loginPage(res: ServerResponse, message = ''): void {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Gatehouse admin</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem;color:#1d2430}
+input,button{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;margin:.3rem 0}p.err{color:#b91c1c}</style></head>
+<body><h1>Gatehouse admin</h1><p>Sign in with the admin token (<code>admin.token</code> in the config).</p>
+${message ? `<p class="err">${message}</p>` : ''}
+<form method="post" action="/login"><input type="password" name="token" autocomplete="current-password" aria-label="Admin token" autofocus>
+<button type="submit">Sign in</button></form></body></html>`;
+  res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(html);
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<string> {
+  let s = '';
+  for await (const c of req) {
+    s += c;
+    if (s.length > max) throw new Error('body too large');
+  }
+  return s;
+}
+
+const SECRET_KEY = /token|secret|password|authorization|api[-_]?key|cookie/i;
+
+/** The running config with secrets replaced: keys that name one, and header values in middlewares and tracing. */
+export function redact(value: unknown, key = ''): unknown {
+  if (Array.isArray(value)) return value.map((v) => redact(v, key));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] =
+        SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? '[redacted]' : redact(v, k);
+    }
+    return out;
+  }
+  return value;
+}
+
+function status(ctx: AdminContext) {
+  const reloads = ctx.reloads();
+  return {
+    version: VERSION,
+    node: process.versions.node,
+    pid: process.pid,
+    startedAt: new Date(ctx.stats.started).toISOString(),
+    uptimeSeconds: Math.round((Date.now() - ctx.stats.started) / 1000),
+    reloads: reloads.count,
+    lastReload: reloads.last,
+    tracing: ctx.tracer === null ? null : { exported: ctx.tracer.exported, dropped: ctx.tracer.dropped },
+  };
+}
+
+function listeners(ctx: AdminContext) {
+  return ctx.plan().config.listeners.map((l) => {
+    const s = ctx.stats.listeners.get(l.name);
+    return { name: l.name, address: l.address, connections: s?.connections ?? 0, inflight: s?.inflight ?? 0 };
+  });
+}
+
+function routes(ctx: AdminContext) {
+  const now = performance.timeOrigin + performance.now();
+  return ctx.plan().routes.map((r) => {
+    const s = ctx.stats.routes.get(r.name);
+    const w = s?.window.figures(now);
+    return {
+      name: r.name,
+      upstream: r.upstream.name,
+      match: r.config.match,
+      requests: s?.total() ?? 0,
+      lastMinute: w
+        ? {
+            rps: round(w.rps),
+            requests: w.requests,
+            errors: w.errors,
+            errorRate: round(w.errorRate, 4),
+            p50: w.p50,
+            p95: w.p95,
+            p99: w.p99,
+          }
+        : null,
+      series: w?.series ?? [],
+    };
+  });
+}
+
+function upstreams(ctx: AdminContext) {
+  const now = performance.timeOrigin + performance.now();
+  return [...ctx.plan().upstreams.values()].map((u) => ({
+    name: u.name,
+    loadBalancer: u.loadBalancer,
+    retries: u.retries,
+    retriesDenied: u.retriesDenied,
+    ejections: u.ejectionsTotal,
+    overflows: u.overflows,
+    targets: u.targets.map((t) => {
+      const w = ctx.stats.targets.get(`${u.name}|${t.id}`)?.window.figures(now);
+      return {
+        url: t.id,
+        state: t.state,
+        backup: t.backup,
+        weight: t.weight,
+        effectiveWeight: round(t.effectiveWeight()),
+        inflight: t.active,
+        ejections: t.ejectedTotal,
+        lastMinute: w ? { requests: w.requests, errors: w.errors, p50: w.p50, p99: w.p99 } : null,
+      };
+    }),
+  }));
+}
+
+const round = (n: number, digits = 2) => Number(n.toFixed(digits));
