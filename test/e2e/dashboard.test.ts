@@ -1,0 +1,126 @@
+// The dashboard in a real browser (Debian's chromium, driven by playwright-core): sign in with the
+// token, see routes and targets, watch the figures move with traffic, see a down target as down,
+// and check the page's totals against /metrics. Saves a screenshot (docs/dashboard.png when
+// DASHBOARD_SCREENSHOT points there).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { chromium } from 'playwright-core';
+import { request } from 'undici';
+import { start } from '../helpers/gatehouse.ts';
+import { send } from '../helpers/http.ts';
+import { freePort } from '../helpers/net.ts';
+import { origin } from '../helpers/origin.ts';
+import { needCommand } from '../helpers/require.ts';
+
+const TOKEN = 'dashboard-test-token-0123456789';
+
+test('dashboard: sign in, routes and targets, live figures, a down target, numbers that match /metrics', async (t) => {
+  if (!needCommand(t, 'chromium', 'the dashboard test drives a headless browser')) return;
+  const app = await origin((req, res) => {
+    if (req.url?.startsWith('/api/fail')) res.writeHead(503).end('busy');
+    else setTimeout(() => res.end('ok'), 2);
+  });
+  const spare = await origin();
+  const deadPort = await freePort();
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:0", token: ${TOKEN} }
+routes:
+  - { name: api, match: { pathPrefix: /api }, upstream: api }
+  - { name: site, match: { pathPrefix: / }, upstream: site }
+upstreams:
+  api:
+    targets: [{ url: ${app.url} }, { url: "http://127.0.0.1:${deadPort}" }]
+    healthCheck: { interval: 100ms, unhealthyAfter: 1 }
+    retry: { attempts: 1 }
+  site: { targets: [{ url: ${spare.url} }, { url: ${app.url}, backup: true }] }
+`);
+  const admin = gh.gh.admin?.url as string;
+  const chromiumPath = execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  const browser = await chromium
+    .launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu'] })
+    .catch(async (err) => {
+      await gh.close();
+      await Promise.all([app.close(), spare.close()]);
+      throw err;
+    });
+  let traffic = true;
+  const load = (async () => {
+    let i = 0;
+    while (traffic) {
+      await send(`${gh.url()}/${i % 7 === 0 ? 'api/fail' : i % 2 ? 'api/x' : 'home'}`);
+      i++;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    await page.goto(admin);
+    await page.fill('input[name=token]', TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('tr[data-route="api"]');
+    assert.equal(await page.title(), 'Gatehouse');
+    assert.deepEqual(
+      await page.$$eval('tr[data-route]', (rows) => rows.map((r) => r.getAttribute('data-route'))),
+      ['api', 'site'],
+    );
+
+    // The dead target shows as down; the others as healthy.
+    await page.waitForSelector(`tr[data-target="http://127.0.0.1:${deadPort}"][data-state="unhealthy"]`, {
+      timeout: 5000,
+    });
+    assert.equal(await page.getAttribute(`tr[data-target="${spare.url}"]`, 'data-state'), 'healthy');
+
+    // Figures move with traffic: the total grows, the 5-second rate becomes positive, errors appear.
+    const total = async () => Number(await page.textContent('tr[data-route="api"] [data-field="total"]'));
+    const before = await total();
+    await page.waitForFunction(
+      (n) =>
+        Number(document.querySelector('tr[data-route="api"] [data-field="total"]')?.textContent) > n + 20,
+      before,
+      { timeout: 10_000 },
+    );
+    await page.waitForFunction(
+      () => Number(document.querySelector('tr[data-route="api"] [data-field="rps5"]')?.textContent) > 0,
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.waitForSelector('code[data-request-id]');
+    const errorRate = await page.textContent('tr[data-route="api"] [data-field="errorRate"]');
+    assert.notEqual(errorRate, '0.0%');
+    // For the screenshot in the docs, let a little history build up first.
+    await new Promise((r) => setTimeout(r, Number(process.env.DASHBOARD_SCREENSHOT_WAIT ?? 0) * 1000));
+    await page.screenshot({
+      path: process.env.DASHBOARD_SCREENSHOT ?? join(tmpdir(), 'gatehouse-dashboard.png'),
+    });
+
+    // Honest: once traffic stops and the page has refreshed, its totals are /metrics' totals.
+    traffic = false;
+    await load;
+    await new Promise((r) => setTimeout(r, 1500));
+    const metrics = await request(`${admin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const text = await metrics.body.text();
+    const sum = (route: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith(`gatehouse_requests_total{route="${route}"`))
+        .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    assert.equal(await total(), sum('api'));
+    assert.equal(Number(await page.textContent('tr[data-route="site"] [data-field="total"]')), sum('site'));
+    const shownErrors = await page.$$eval('code[data-request-id]', (els) => els.map((e) => e.textContent));
+    const apiErrors = gh.log.entries().filter((e) => e.status === 503);
+    assert.ok(
+      shownErrors.includes(apiErrors.at(-1)?.requestId as string),
+      'the latest error is listed by request id',
+    );
+  } finally {
+    traffic = false;
+    await load;
+    await browser.close();
+    await gh.close();
+    await Promise.all([app.close(), spare.close()]);
+  }
+});
