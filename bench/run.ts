@@ -49,12 +49,13 @@ interface Proxy {
 const node = process.execPath;
 
 /** Gatehouse with routing (three routes, the match is the last) and forwarding headers, as deployed. */
-function startGatehouse(port: number, accessLog: boolean): ChildProcess {
+function startGatehouse(port: number, accessLog: boolean, metrics = false): ChildProcess {
   const cfg = join(dir, `gatehouse-${port}.yaml`);
   writeFileSync(
     cfg,
     `listeners: [{ name: web, address: "127.0.0.1:${port}" }]
 accessLog: { enabled: ${accessLog}, path: ${dir}/gatehouse-access.log }
+${metrics ? `admin: { address: "127.0.0.1:0", token: bench-admin-token-0123456789 }` : ''}
 limits: { keepAliveTimeout: 120s }
 routes:
   - { name: admin, match: { hosts: [admin.example.com] }, upstream: origin }
@@ -74,6 +75,14 @@ const allProxies: Proxy[] = [
   {
     name: 'gatehouse, access log off',
     start: (port) => startGatehouse(port, false),
+  },
+  {
+    name: 'gatehouse, metrics on',
+    start: (port) => startGatehouse(port, true, true),
+  },
+  {
+    name: 'gatehouse, metrics on, log off',
+    start: (port) => startGatehouse(port, false, true),
   },
   {
     name: 'nginx',

@@ -93,6 +93,15 @@ upstreams: { u: { targets: [{ url: "http://127.0.0.1:1" }] } }
     r.stderr,
     /middleware lim: rateLimit counts per process, so with 2 workers one client could get up to 2x its limit/,
   );
+  const withAdmin = await configFile(`
+listeners: [{ name: web, address: "127.0.0.1:18998" }]
+admin: { address: "127.0.0.1:18997", token: "0123456789abcdef01" }
+routes: [{ name: all, upstream: u }]
+upstreams: { u: { targets: [{ url: "http://127.0.0.1:1" }] } }
+`);
+  const a = await runGatehouse(['run', '-c', withAdmin, '--workers', '2']);
+  assert.equal(a.code, 1);
+  assert.match(a.stderr, /admin: each worker would keep its own figures/);
   const port0 = await configFile(`
 listeners: [{ name: web, address: "127.0.0.1:0" }]
 routes: [{ name: all, upstream: u }]

@@ -209,14 +209,19 @@ async function readBody(req: IncomingMessage, max: number): Promise<string> {
 
 const SECRET_KEY = /token|secret|password|authorization|api[-_]?key|cookie/i;
 
-/** The running config with secrets replaced: keys that name one, and header values in middlewares and tracing. */
-export function redact(value: unknown, key = ''): unknown {
-  if (Array.isArray(value)) return value.map((v) => redact(v, key));
+/**
+ * The running config with secrets replaced: values under keys that name one (token, secret,
+ * password, authorization, api key, cookie) and every header sent to the tracing collector.
+ */
+export function redact(value: unknown, path: readonly string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((v) => redact(v, path));
   if (value !== null && typeof value === 'object') {
+    const all = path.length === 2 && path[0] === 'tracing' && path[1] === 'headers';
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
+      const secret = all || SECRET_KEY.test(k);
       out[k] =
-        SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? '[redacted]' : redact(v, k);
+        secret && (typeof v === 'string' || typeof v === 'number') ? '[redacted]' : redact(v, [...path, k]);
     }
     return out;
   }

@@ -21,6 +21,12 @@ export function workersProblem(config: Config, n: number): string | undefined {
       `up to ${n}x its limit; run one worker until rate limits share state across workers`
     );
   }
+  if (config.admin) {
+    return (
+      `admin: each worker would keep its own figures and only one could bind ${config.admin.address}; ` +
+      'run one worker when the admin listener is on, until workers share their figures'
+    );
+  }
   return undefined;
 }
 

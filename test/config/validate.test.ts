@@ -107,6 +107,26 @@ upstreams:
   ]);
 });
 
+test('admin needs a long enough token; access-log formats and tracing are checked', () => {
+  assert.deepEqual(
+    errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:9901" }
+accessLog: { format: template, template: "$status $rout", fields: [status] }
+tracing: { endpoint: "ftp://x" }
+`),
+    [
+      'c.yaml:2: admin: needs a token: every admin request must carry it (e.g. token: ${GATEHOUSE_ADMIN_TOKEN})',
+      'c.yaml:3: accessLog.template: unknown field $rout (did you mean "route"?)',
+      'c.yaml:3: accessLog.fields: used only by format: json',
+      'c.yaml:4: tracing.endpoint: expected an http(s) URL',
+    ],
+  );
+  assert.deepEqual(
+    errorsOf('listeners: [{ name: web, address: "127.0.0.1:0" }]\nadmin: { token: short }\n'),
+    ['c.yaml:2: admin.token: too short: use at least 16 characters (e.g. openssl rand -hex 16)'],
+  );
+});
+
 test('resilience settings are checked against each other', () => {
   const errors = errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]
 upstreams:
