@@ -2,7 +2,8 @@
 // one reference; requests already running finish on the Plan they started with, which is closed
 // once the last of them is done.
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
 import { type AdminServer, startAdmin } from './admin/server.ts';
 import { compile, type Plan } from './config/compile.ts';
 import type { Config } from './config/schema.ts';
@@ -11,7 +12,8 @@ import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
 import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
 import type { Runtime } from './pipeline/run.ts';
-import { createHttpServer } from './server/http.ts';
+import { attach, createHttpServer, requestHandler } from './server/http.ts';
+import { createTlsFrontend } from './server/tls.ts';
 import type { Target } from './upstream/target.ts';
 import type { Upstream } from './upstream/upstream.ts';
 
@@ -34,9 +36,17 @@ export interface StartOptions {
 
 export class StartError extends Error {}
 
+/** A listening server and how to wind it down (plain HTTP, or TLS with HTTP/2 beside HTTP/1.1). */
+interface Frontend {
+  server: NetServer;
+  closeIdle(): void;
+  closeAll(): void;
+  stop(): void;
+}
+
 export class Gatehouse {
   readonly listeners: BoundListener[] = [];
-  readonly #servers: Server[] = [];
+  readonly #servers: Frontend[] = [];
   readonly #rt: Runtime;
   readonly #say: (msg: string) => void;
   /** Swapped-out Plans that still have requests running. */
@@ -99,7 +109,7 @@ export class Gatehouse {
     };
     const gh = new Gatehouse(rt, say);
     try {
-      for (const l of config.listeners) await gh.#listen(l.name, l.address, config, opts.reusePort ?? false);
+      for (const l of config.listeners) await gh.#listen(l, config, opts.reusePort ?? false);
       if (config.admin && rt.stats !== null) {
         try {
           gh.admin = await startAdmin(config.admin, {
@@ -123,10 +133,32 @@ export class Gatehouse {
     return gh;
   }
 
-  async #listen(name: string, address: string, config: Config, reusePort: boolean): Promise<void> {
+  async #listen(l: Config['listeners'][number], config: Config, reusePort: boolean): Promise<void> {
+    const { name, address } = l;
     const { host, port } = parseAddress(address) as { host: string; port: number };
-    const server = createHttpServer(this.#rt, name, config.limits);
-    this.#servers.push(server);
+    let frontend: Frontend;
+    if (l.tls) {
+      let ca: string | undefined;
+      try {
+        ca = l.tls.clientAuth ? readFileSync(l.tls.clientAuth.caFile, 'utf8') : undefined;
+        frontend = createTlsFrontend(l, config.limits, this.#say, ca);
+      } catch (err) {
+        throw new StartError(`listener ${name}: cannot load its certificates: ${(err as Error).message}`);
+      }
+      const tls = frontend.server;
+      tls.on('request', requestHandler(this.#rt, name));
+      attach(tls, this.#rt, name);
+    } else {
+      const http = createHttpServer(this.#rt, name, config.limits);
+      frontend = {
+        server: http,
+        closeIdle: () => http.closeIdleConnections(),
+        closeAll: () => http.closeAllConnections(),
+        stop() {},
+      };
+    }
+    const server = frontend.server;
+    this.#servers.push(frontend);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const why =
@@ -147,7 +179,7 @@ export class Gatehouse {
     });
     const bound = server.address();
     const actualPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-    const url = `http://${formatAddress(host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, actualPort)}`;
+    const url = `${l.tls ? 'https' : 'http'}://${formatAddress(host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host, actualPort)}`;
     this.listeners.push({ name, host, port: actualPort, url });
     this.#say(`listener ${name}: ${formatAddress(host, actualPort)} (${url})`);
   }
@@ -203,14 +235,14 @@ export class Gatehouse {
     this.#closing ??= (async () => {
       const rt = this.#rt;
       const closed = this.#servers.map(
-        (s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r())),
+        (s) => new Promise<void>((r) => (s.server.listening ? s.server.close(() => r()) : r())),
       );
-      for (const s of this.#servers) s.closeIdleConnections();
+      for (const s of this.#servers) s.closeIdle();
       if (rt.inflight > 0 && graceMs > 0) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, graceMs);
           const tick = setInterval(() => {
-            for (const s of this.#servers) s.closeIdleConnections();
+            for (const s of this.#servers) s.closeIdle();
           }, 50);
           const done = () => {
             clearTimeout(timer);
@@ -221,7 +253,10 @@ export class Gatehouse {
           if (rt.inflight === 0) done();
         });
       }
-      for (const s of this.#servers) s.closeAllConnections();
+      for (const s of this.#servers) {
+        s.closeAll();
+        s.stop();
+      }
       await Promise.all(closed);
       await rt.plan.close();
       await Promise.all([...this.#retired].map((p) => p.close()));

@@ -126,6 +126,18 @@ export function metricsRegistry(
     ),
   );
   add(
+    view(
+      'gatehouse_tls_handshakes_total',
+      'TLS handshakes, by listener and result (failed: the client gave up or was refused).',
+      'counter',
+      () =>
+        [...stats.listeners.values()].flatMap((l) => [
+          { labels: { listener: l.name, result: 'ok' }, value: l.tlsHandshakes },
+          { labels: { listener: l.name, result: 'failed' }, value: l.tlsErrors },
+        ]),
+    ),
+  );
+  add(
     view('gatehouse_requests_in_flight', 'Requests being served, by listener.', 'gauge', () =>
       [...stats.listeners.values()].map((l) => ({ labels: { listener: l.name }, value: l.inflight })),
     ),

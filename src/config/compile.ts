@@ -15,6 +15,12 @@ export interface ListenerPlan {
   readonly table: readonly Route[];
   /** Peers whose forwarding headers are believed; null: none. */
   readonly trusted: BlockList | null;
+  /** redirectToHttps: the port to send clients to, or null. */
+  readonly redirectPort?: number | null;
+  /** The Strict-Transport-Security value, or null. */
+  readonly hsts?: string | null;
+  /** mTLS: the header names that carry the client certificate upstream, or null. */
+  readonly clientCertHeaders?: { subject: string; fingerprint: string; verified: string } | null;
 }
 
 /** Requests running on a Plan; when a retired Plan's count reaches 0 it is closed. */
@@ -72,9 +78,20 @@ export function compile(config: Config): Plan {
       l.name,
       Object.freeze({
         name: l.name,
-        scheme: 'http' as const,
+        scheme: l.tls ? ('https' as const) : ('http' as const),
         table: tableFor(l.name, routes),
         trusted: trusted.length > 0 ? blockListOf(trusted) : null,
+        redirectPort: l.redirectToHttps?.port ?? null,
+        hsts: l.tls?.hsts
+          ? `max-age=${l.tls.hsts.maxAge}${l.tls.hsts.includeSubDomains ? '; includeSubDomains' : ''}${l.tls.hsts.preload ? '; preload' : ''}`
+          : null,
+        clientCertHeaders: l.tls?.clientAuth
+          ? {
+              subject: l.tls.clientAuth.headers.subject.toLowerCase(),
+              fingerprint: l.tls.clientAuth.headers.fingerprint.toLowerCase(),
+              verified: l.tls.clientAuth.headers.verified.toLowerCase(),
+            }
+          : null,
       }),
     );
   }

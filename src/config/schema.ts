@@ -37,9 +37,39 @@ const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a vali
 
 // ---------------------------------------------------------------- listeners
 const listenerTls = z.strictObject({
+  /** Certificates chosen by SNI from the names in each one's subjectAltName; the first is the default. */
   certificates: z
     .array(z.strictObject({ certFile: z.string(), keyFile: z.string() }))
-    .min(1, 'a TLS listener needs at least one certificate')
+    .min(1, 'a TLS listener needs at least one certificate'),
+  /** Oldest protocol accepted: TLS 1.2 (default) or 1.3. */
+  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
+  /** Offer HTTP/2 by ALPN (h2, then http/1.1). */
+  http2: z.boolean().prefault(true),
+  /** Re-read certificate and key files when they change, checked this often; 0 turns it off. */
+  reloadInterval: duration.prefault('5s'),
+  /** Strict-Transport-Security on every response: max-age in seconds (e.g. 31536000), or off. */
+  hsts: z
+    .strictObject({
+      maxAge: z.number().int().min(0),
+      includeSubDomains: z.boolean().prefault(false),
+      preload: z.boolean().prefault(false),
+    })
+    .optional(),
+  /** Client certificates (mTLS): ask for one, or refuse the handshake without a valid one. */
+  clientAuth: z
+    .strictObject({
+      mode: z.enum(['request', 'require']).prefault('require'),
+      /** CA certificates (PEM) that client certificates must chain to. */
+      caFile: z.string(),
+      /** Headers sent upstream with the verified certificate's details; any the client sent are removed. */
+      headers: z
+        .strictObject({
+          subject: headerName.prefault('x-client-cert-subject'),
+          fingerprint: headerName.prefault('x-client-cert-sha256'),
+          verified: headerName.prefault('x-client-cert-verified'),
+        })
+        .prefault({}),
+    })
     .optional(),
   passthrough: z.boolean().optional(),
 });
@@ -51,8 +81,26 @@ export const listenerSchema = z.strictObject({
   address,
   protocol: z.enum(['http', 'tcp']).prefault('http'),
   tls: listenerTls.optional(),
+  /** Cleartext HTTP/2 (h2c) with prior knowledge, beside HTTP/1.1, on a listener without TLS. */
+  h2c: z.boolean().prefault(false),
+  /** Answer every request with a redirect to https:// (301 for GET/HEAD, 308 otherwise). */
+  redirectToHttps: z
+    .strictObject({
+      /** The HTTPS port to send clients to; 443 is left out of the URL. */
+      port: z.number().int().min(1).max(65535).prefault(443),
+    })
+    .optional(),
   /** Peers whose X-Forwarded-* / Forwarded headers are believed (CIDRs or addresses). Overrides forwarding.trustedProxies. */
   trustedProxies: z.array(z.string()).optional(),
+  /** HTTP/2 limits per connection. */
+  http2Limits: z
+    .strictObject({
+      maxConcurrentStreams: z.number().int().min(1).prefault(100),
+      /** Stream resets a client may send: a burst, then a rate per second (CVE-2023-44487, rapid reset). */
+      resetBurst: z.number().int().min(1).prefault(200),
+      resetRate: z.number().int().min(1).prefault(50),
+    })
+    .prefault({}),
 });
 
 // ---------------------------------------------------------------- middlewares
@@ -112,6 +160,8 @@ const stringList = z
 export const matchSchema = z.strictObject({
   /** Exact names or `*.example.com` (any depth of subdomain); case-insensitive, port ignored. */
   hosts: stringList.optional(),
+  /** TLS server names (SNI) the client asked for: exact or `*.` wildcards; only TLS listeners have one. */
+  sni: stringList.optional(),
   /** Exact path. */
   path: z.string().startsWith('/', 'a path starts with "/"').optional(),
   /** Prefix on a segment boundary: `/api` matches /api and /api/x, not /apix. */

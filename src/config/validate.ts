@@ -232,8 +232,16 @@ function semantic(raw: unknown, err: Err): void {
     }
     if (l.protocol === 'tcp')
       err(['listeners', i, 'protocol'], 'layer-4 (tcp) listeners are not supported by this version yet');
-    if (l.tls !== undefined)
-      err(['listeners', i, 'tls'], 'TLS listeners are not supported by this version yet');
+    const tls = obj(l.tls);
+    if (tls.passthrough !== undefined)
+      err(
+        ['listeners', i, 'tls', 'passthrough'],
+        'TLS passthrough (layer 4) is not supported by this version yet',
+      );
+    if (l.tls !== undefined && l.h2c === true)
+      err(['listeners', i, 'h2c'], 'h2c is HTTP/2 without TLS; this listener has TLS');
+    if (l.tls !== undefined && l.redirectToHttps !== undefined)
+      err(['listeners', i, 'redirectToHttps'], 'this listener already speaks HTTPS');
     checkCidrs(l.trustedProxies, ['listeners', i, 'trustedProxies'], err);
   });
 

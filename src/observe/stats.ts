@@ -192,6 +192,8 @@ export class ListenerStats {
   readonly name: string;
   connections = 0;
   inflight = 0;
+  tlsHandshakes = 0;
+  tlsErrors = 0;
   constructor(name: string) {
     this.name = name;
   }

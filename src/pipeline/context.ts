@@ -55,6 +55,8 @@ export class RequestContext {
   bytesIn: number;
   /** The trace this request belongs to; null when tracing is off. */
   trace: TraceState | null;
+  /** mTLS: header name/value pairs describing the client certificate, sent upstream; null without. */
+  clientCert: string[] | null;
   upstreamStart: number;
   upstreamMs: number;
   /** Set while an upstream request is running; finish() calls it when the client leaves first. */
@@ -93,6 +95,7 @@ export class RequestContext {
     this.bytesOut = 0;
     this.bytesIn = 0;
     this.trace = null;
+    this.clientCert = null;
     this.upstreamStart = 0;
     this.upstreamMs = -1;
     this.abortUpstream = undefined;

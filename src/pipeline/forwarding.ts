@@ -104,10 +104,24 @@ export function upstreamHeaders(
   let xfHost: string | undefined;
   let fwd: string | undefined;
   let viaIn: string | undefined;
+  const certNames = ctx.clientCert;
+  let cookies: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
     const value = raw[i + 1];
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
+    if (name.charCodeAt(0) === 58 /* : */) continue; // HTTP/2 pseudo-headers
+    if (HOP_BY_HOP.has(name) || listed?.has(name)) {
+      // gRPC (over HTTP/2) needs `te: trailers` end to end; any other TE is hop-by-hop.
+      if (name === 'te' && ctx.req.httpVersionMajor === 2 && value.trim().toLowerCase() === 'trailers')
+        out.push('te', 'trailers');
+      continue;
+    }
+    if (certNames !== null && isCertHeader(certNames, name)) continue;
+    if (name === 'cookie' && ctx.req.httpVersionMajor === 2) {
+      // HTTP/2 may split cookies into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+      cookies = cookies === undefined ? value : `${cookies}; ${value}`;
+      continue;
+    }
     if (OURS.has(name)) {
       if (name === 'via') viaIn = viaIn === undefined ? value : `${viaIn}, ${value}`;
       else if (trusted) {
@@ -137,12 +151,22 @@ export function upstreamHeaders(
     viaIn === undefined ? `1.1 ${via}` : `${viaIn}, 1.1 ${via}`,
   );
   if (host !== '') out.push('x-forwarded-host', host);
+  if (cookies !== undefined) out.push('cookie', cookies);
+  if (certNames !== null)
+    for (let i = 0; i < certNames.length; i += 2)
+      if (certNames[i + 1] !== '') out.push(certNames[i], certNames[i + 1]);
   if (forwarded) {
     const node = isIPv6(peer) ? `"[${peer}]"` : peer;
     const own = `for=${node};proto=${ctx.scheme}${ctx.hostHeader ? `;host=${quoteIfNeeded(ctx.hostHeader)}` : ''}`;
     out.push('forwarded', fwd === undefined ? own : `${fwd}, ${own}`);
   }
   return out;
+}
+
+/** The names in a flat [name, value, ...] list of client-certificate headers. */
+function isCertHeader(pairs: readonly string[], name: string): boolean {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return true;
+  return false;
 }
 
 function quoteIfNeeded(v: string): string {

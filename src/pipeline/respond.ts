@@ -73,8 +73,10 @@ export function respondError(
   }
   const page = errorPage(error, requestId, accept, proxyName);
   if (extra !== undefined) Object.assign(page.headers, extra);
-  if (close) page.headers.connection = 'close';
-  res.shouldKeepAlive = res.shouldKeepAlive && !close;
+  // HTTP/2 has no Connection header; its streams end on their own.
+  const h2 = 'stream' in res;
+  if (close && !h2) page.headers.connection = 'close';
+  if (!h2) res.shouldKeepAlive = res.shouldKeepAlive && !close;
   res.writeHead(page.status, page.headers);
   res.end(res.req?.method === 'HEAD' ? undefined : page.body);
   return page.body.length;

@@ -4,6 +4,7 @@
 // the socket-level part of accept lives in server/http.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import { inList } from '../middleware/ipFilter.ts';
 import type { LocalResponse } from '../middleware/types.ts';
@@ -12,6 +13,7 @@ import { requestId } from '../observe/requestId.ts';
 import type { ListenerStats, Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
+import { tlsSocketOf } from '../server/tls.ts';
 import { forward } from '../upstream/forward.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
 import { ProxyError, REASONS, type Reason } from './errors.ts';
@@ -69,17 +71,35 @@ export function handleRequest(
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);
   if (headerBytes(req.rawHeaders) > limits.maxRequestHeaders) return fail(rt, ctx, 'headers_too_large', true);
-  ctx.hostHeader = req.headers.host ?? '';
+  // HTTP/2 carries the host in :authority; a Host that names another one is malformed (RFC 9113 §8.3.1).
+  const authority = req.headers[':authority'] as string | undefined;
+  if (
+    authority !== undefined &&
+    req.headers.host !== undefined &&
+    req.headers.host.toLowerCase() !== authority.toLowerCase()
+  )
+    return fail(rt, ctx, 'bad_request', false);
+  ctx.hostHeader = authority ?? req.headers.host ?? '';
+  if (listener.hsts) res.setHeader('strict-transport-security', listener.hsts);
   ctx.host = hostOnly(ctx.hostHeader);
   const target = splitTarget(url);
   if (target === undefined) return fail(rt, ctx, 'bad_request', true);
   ctx.path = target.path;
   ctx.query = target.query;
   if (viaHasLoop(req.headers.via, rt.via)) return fail(rt, ctx, 'loop_detected', false);
+  if (listener.redirectPort != null) return redirectToHttps(rt, ctx, listener.redirectPort, url);
+  let sni = '';
+  if (listener.scheme === 'https') {
+    const tls = tlsSocketOf(req as never);
+    sni = typeof tls?.servername === 'string' ? tls.servername.toLowerCase() : '';
+    if (listener.clientCertHeaders && tls)
+      ctx.clientCert = clientCertificate(tls, listener.clientCertHeaders);
+  }
 
   // ---- route
   const input: MatchInput = {
     host: ctx.host,
+    sni,
     path: ctx.path,
     method: req.method ?? 'GET',
     headers: req.headers,
@@ -204,6 +224,43 @@ function finish(rt: Runtime, ctx: RequestContext): void {
   if (--usage.active === 0 && usage.retired) usage.onDrained?.();
   rt.inflight--;
   if (rt.inflight === 0 && rt.onIdle !== null) rt.onIdle();
+}
+
+/** 301 for GET and HEAD, 308 for the rest (keeps the method and body), to the same host and target. */
+function redirectToHttps(rt: Runtime, ctx: RequestContext, port: number, target: string): void {
+  const res = ctx.res;
+  const host = ctx.host.includes(':') && !ctx.host.startsWith('[') ? `[${ctx.host}]` : ctx.host;
+  if (host === '') return fail(rt, ctx, 'bad_request', false);
+  const method = ctx.req.method ?? 'GET';
+  const location = `https://${host}${port === 443 ? '' : `:${port}`}${target.startsWith('/') ? target : `${ctx.path}${ctx.query}`}`;
+  res.writeHead(method === 'GET' || method === 'HEAD' ? 301 : 308, {
+    location,
+    'content-length': '0',
+    'x-request-id': ctx.id,
+  });
+  res.end();
+}
+
+/** The verified client certificate's subject, SHA-256 fingerprint and verification result. */
+function clientCertificate(
+  tls: TLSSocket,
+  names: { subject: string; fingerprint: string; verified: string },
+): string[] {
+  const cert = tls.getPeerCertificate();
+  // Empty values are not sent; the names are still removed from what the client sent.
+  if (cert === null || cert.raw === undefined)
+    return [names.verified, 'NONE', names.subject, '', names.fingerprint, ''];
+  const subject = Object.entries(cert.subject ?? {})
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+    .join(',');
+  return [
+    names.verified,
+    tls.authorized ? 'SUCCESS' : 'FAILED',
+    names.subject,
+    subject,
+    names.fingerprint,
+    (cert.fingerprint256 ?? '').replace(/:/g, '').toLowerCase(),
+  ];
 }
 
 /** Bytes of the header block as the client sent it (names, values, ": " and CRLF). */

@@ -25,6 +25,7 @@ export function explain(
   const path = normalizePath(u.pathname) ?? u.pathname;
   const input: MatchInput = {
     host: hostOnly(headers.host),
+    sni: u.protocol === 'https:' ? hostOnly(headers.host) : '',
     path,
     method: method.toUpperCase(),
     headers,
@@ -92,6 +93,10 @@ function reason(r: Route, why: Mismatch, input: MatchInput): string {
     case 'host': {
       const hosts = [...(r.exactHosts ?? []), ...(r.wildcardHosts ?? []).map((s) => `*${s}`)];
       return `host ${input.host || '(none)'} is not ${hosts.join(' or ')}`;
+    }
+    case 'sni': {
+      const names = [...(r.exactSni ?? []), ...(r.wildcardSni ?? []).map((s) => `*${s}`)];
+      return `TLS server name ${input.sni || '(none)'} is not ${names.join(' or ')}`;
     }
     case 'path':
       if (r.pathKind === 'exact') return `path ${input.path} is not ${r.pathValue}`;

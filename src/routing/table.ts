@@ -27,6 +27,9 @@ export interface Route {
   readonly exactHosts: ReadonlySet<string> | null;
   /** `*.example.com` kept as `.example.com`. */
   readonly wildcardHosts: readonly string[] | null;
+  /** TLS server names (SNI): exact names, and `*.` wildcards kept as `.example.com`. */
+  readonly exactSni: ReadonlySet<string> | null;
+  readonly wildcardSni: readonly string[] | null;
   readonly pathKind: PathKind;
   /** For prefixes: normalised without a trailing slash ('' for the root prefix). */
   readonly pathValue: string;
@@ -48,6 +51,8 @@ export interface Route {
 /** What a route is matched against. */
 export interface MatchInput {
   host: string;
+  /** The TLS server name the client sent ('' without TLS or SNI). */
+  sni: string;
   path: string;
   method: string;
   headers: Record<string, string | string[] | undefined>;
@@ -62,7 +67,7 @@ export function queryParams(input: MatchInput): URLSearchParams {
   return input.params;
 }
 
-export type Mismatch = 'host' | 'path' | 'method' | 'headers' | 'query';
+export type Mismatch = 'host' | 'sni' | 'path' | 'method' | 'headers' | 'query';
 
 export function compileRoute(
   cfg: RouteConfig,
@@ -75,6 +80,9 @@ export function compileRoute(
   const hosts = (m.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''));
   const exact = hosts.filter((h) => !h.startsWith('*.'));
   const wild = hosts.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+  const snis = (m.sni ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''));
+  const exactSni = snis.filter((h) => !h.startsWith('*.'));
+  const wildSni = snis.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
   let pathKind: PathKind = 'prefix';
   let pathValue = '';
   if (m.path !== undefined) {
@@ -98,6 +106,8 @@ export function compileRoute(
     listeners: cfg.listeners ? new Set(cfg.listeners) : null,
     exactHosts: exact.length > 0 ? new Set(exact) : null,
     wildcardHosts: wild.length > 0 ? wild.sort((a, b) => b.length - a.length) : null,
+    exactSni: exactSni.length > 0 ? new Set(exactSni) : null,
+    wildcardSni: wildSni.length > 0 ? wildSni : null,
     pathKind,
     pathValue,
     pathRegex: pathKind === 'regex' ? new RegExp(pathValue) : null,
@@ -130,7 +140,12 @@ function pathRank(r: Route): number {
 }
 
 function conditionCount(r: Route): number {
-  return (r.methods ? 1 : 0) + (r.headers?.length ?? 0) + (r.query?.length ?? 0);
+  return (
+    (r.methods ? 1 : 0) +
+    (r.exactSni || r.wildcardSni ? 1 : 0) +
+    (r.headers?.length ?? 0) +
+    (r.query?.length ?? 0)
+  );
 }
 
 /** The documented precedence order (see the comment at the top of this file). */
@@ -164,6 +179,13 @@ export function mismatch(r: Route, input: MatchInput): Mismatch | null {
       }
     }
     if (!ok) return 'host';
+  }
+  if (r.exactSni !== null || r.wildcardSni !== null) {
+    const sni = input.sni;
+    let ok = r.exactSni?.has(sni) ?? false;
+    if (!ok && r.wildcardSni !== null)
+      ok = r.wildcardSni.some((suffix) => sni.length > suffix.length && sni.endsWith(suffix));
+    if (!ok) return 'sni';
   }
   const path = input.path;
   switch (r.pathKind) {

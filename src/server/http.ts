@@ -2,7 +2,8 @@
 // default (no request smuggling through conflicting Content-Length / Transfer-Encoding); the
 // header timeout answers slow clients with 408 and an oversized head gets 431.
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../config/schema.ts';
 import { REASONS, type Reason } from '../pipeline/errors.ts';
@@ -22,26 +23,38 @@ export function createHttpServer(rt: Runtime, listenerName: string, limits: Limi
       requireHostHeader: true,
       noDelay: true,
     },
-    (req, res) => {
-      const lp = rt.plan.listeners.get(listenerName);
-      if (lp === undefined) {
-        res.writeHead(503, { connection: 'close' }).end();
-        return;
-      }
-      handleRequest(rt, lp, req, res);
-    },
+    requestHandler(rt, listenerName),
   );
+  attach(server, rt, listenerName);
+  return server;
+}
+
+/** The request handler of a listener: the listener's part of the current Plan, then the pipeline. */
+export function requestHandler(rt: Runtime, listenerName: string) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const lp = rt.plan.listeners.get(listenerName);
+    if (lp === undefined) {
+      res.writeHead(503, { connection: 'close' }).end();
+      return;
+    }
+    handleRequest(rt, lp, req, res);
+  };
+}
+
+/** What every listener's server gets: malformed-request answers and connection counts. */
+export function attach(server: EventEmitter, rt: Runtime, listenerName: string): void {
   if (rt.stats !== null) {
     const ls = rt.stats.listener(listenerName);
     server.on('connection', (socket: Socket) => {
       ls.connections++;
       socket.once('close', () => ls.connections--);
     });
+    server.on('secureConnection', () => ls.tlsHandshakes++);
+    server.on('tlsClientError', () => ls.tlsErrors++);
   }
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
     clientError(rt, listenerName, err, socket),
   );
-  return server;
 }
 
 const CLIENT_ERRORS: Record<string, Reason> = {

@@ -257,7 +257,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.finish();
     if (this.ended) return;
     const res = this.ctx.res;
-    if (trailers && Object.keys(trailers).length > 0 && res.chunkedEncoding)
+    if (trailers && Object.keys(trailers).length > 0 && (res.chunkedEncoding || 'stream' in res))
       res.addTrailers(trailers as Record<string, string>);
     res.end();
   }

@@ -161,11 +161,13 @@ test('unsupported listener kinds are refused plainly rather than ignored', () =>
     protocol: tcp
   - name: s
     address: 127.0.0.1:0
-    tls: { certificates: [{ certFile: a, keyFile: b }] }
+    tls: { certificates: [{ certFile: a, keyFile: b }], passthrough: true }
+    h2c: true
 `);
   assert.deepEqual(errors, [
     'c.yaml:4: listeners.0.protocol: layer-4 (tcp) listeners are not supported by this version yet',
-    'c.yaml:7: listeners.1.tls: TLS listeners are not supported by this version yet',
+    'c.yaml:7: listeners.1.tls.passthrough: TLS passthrough (layer 4) is not supported by this version yet',
+    'c.yaml:8: listeners.1.h2c: h2c is HTTP/2 without TLS; this listener has TLS',
   ]);
 });
 

@@ -25,6 +25,7 @@ function route(
 ): string | undefined {
   const input: MatchInput = {
     host: req.host ?? 'example.com',
+    sni: '',
     path: req.path ?? '/',
     method: req.method ?? 'GET',
     headers: req.headers ?? {},

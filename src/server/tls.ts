@@ -1,0 +1,260 @@
+// TLS listeners: certificates chosen by SNI from the names in each certificate (subjectAltName, or
+// the subject's CN without one), exact names before `*.` wildcards (one label, RFC 6125), the first
+// certificate as the default. Files are re-read when they change, without a restart and without
+// touching open connections (new handshakes get the new context). TLS 1.2 and 1.3 only, Mozilla's
+// "intermediate" cipher list with the server's preference, session tickets whose keys rotate.
+// HTTP/2 and HTTP/1.1 share the listener through ALPN (Node's http2 server with allowHTTP1).
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { Server as HttpServer } from 'node:http';
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { Config, LimitsConfig } from '../config/schema.ts';
+
+type ListenerConfig = Config['listeners'][number];
+type TlsConfig = NonNullable<ListenerConfig['tls']>;
+
+/** Mozilla's intermediate configuration (TLS 1.2 suites; TLS 1.3 suites are OpenSSL's defaults). */
+export const CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Session ticket keys are replaced this often (resumption across a rotation falls back to a full handshake). */
+const TICKET_ROTATION_MS = 12 * 60 * 60 * 1000;
+
+interface Entry {
+  names: string[];
+  cert: string;
+  key: string;
+  context: SecureContext;
+  /** SHA-256 of the certificate (DER), for the log. */
+  fingerprint: string;
+}
+
+/** The names a certificate is valid for: DNS entries of its subjectAltName, else its CN. */
+export function certificateNames(pem: string): string[] {
+  const cert = new X509Certificate(pem);
+  const san = cert.subjectAltName;
+  if (san) {
+    const names = san
+      .split(/,\s*/)
+      .filter((p) => p.startsWith('DNS:'))
+      .map((p) => p.slice(4).toLowerCase());
+    if (names.length > 0) return names;
+  }
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
+  return cn ? [cn.toLowerCase()] : [];
+}
+
+/** Whether `name` is covered by `pattern` (`*.example.com` covers exactly one more label). */
+export function nameMatches(pattern: string, name: string): boolean {
+  if (!pattern.startsWith('*.')) return pattern === name;
+  const suffix = pattern.slice(1);
+  if (!name.endsWith(suffix)) return false;
+  const label = name.slice(0, name.length - suffix.length);
+  return label.length > 0 && !label.includes('.');
+}
+
+export class CertificateStore {
+  readonly #certs: TlsConfig['certificates'];
+  readonly #options: Parameters<typeof createSecureContext>[0];
+  readonly #say: (msg: string) => void;
+  readonly #listener: string;
+  #entries: Entry[] = [];
+  #watchers: string[] = [];
+  #mtimes = new Map<string, number>();
+
+  constructor(listener: string, cfg: TlsConfig, say: (msg: string) => void, clientCa?: string) {
+    this.#listener = listener;
+    this.#certs = cfg.certificates;
+    this.#say = say;
+    this.#options = {
+      minVersion: cfg.minVersion,
+      ciphers: CIPHERS,
+      honorCipherOrder: true,
+      ecdhCurve: 'X25519:P-256:P-384',
+      // Every SNI context verifies client certificates against the same CAs as the default one.
+      ca: clientCa,
+    };
+    this.#entries = this.#load();
+  }
+
+  get defaultContext(): SecureContext {
+    return this.#entries[0].context;
+  }
+
+  /** Options for the default certificate (the server's own context, used without SNI). */
+  contextOptions(): { cert: string; key: string } & Parameters<typeof createSecureContext>[0] {
+    const e = this.#entries[0];
+    return { ...this.#options, cert: e.cert, key: e.key };
+  }
+
+  /** Each certificate's names and SHA-256 fingerprint, for the log and the admin API. */
+  describe(): { names: string[]; sha256: string }[] {
+    return this.#entries.map((e) => ({ names: e.names, sha256: e.fingerprint }));
+  }
+
+  /** The context for a server name: exact names first, then wildcards, then the default. */
+  contextFor(servername: string): SecureContext {
+    const name = servername.toLowerCase();
+    for (const e of this.#entries) if (e.names.includes(name)) return e.context;
+    for (const e of this.#entries)
+      if (e.names.some((p) => p.startsWith('*.') && nameMatches(p, name))) return e.context;
+    return this.defaultContext;
+  }
+
+  readonly SNICallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    cb(null, this.contextFor(servername));
+  };
+
+  /** Re-reads the files when their modification time changes; a broken pair keeps the old one. */
+  watch(intervalMs: number, onReload: () => void): void {
+    if (intervalMs <= 0) return;
+    for (const c of this.#certs) {
+      for (const file of [c.certFile, c.keyFile]) {
+        this.#mtimes.set(file, mtime(file));
+        watchFile(file, { interval: intervalMs, persistent: false }, () => {
+          const now = mtime(file);
+          if (now === this.#mtimes.get(file)) return;
+          this.#mtimes.set(file, now);
+          try {
+            this.#entries = this.#load();
+            onReload();
+            this.#say(
+              `listener ${this.#listener}: certificates reloaded (${this.#entries.map((e) => `${e.names.join(',')} sha256:${e.fingerprint.slice(0, 16)}`).join('; ')})`,
+            );
+          } catch (err) {
+            this.#say(
+              `listener ${this.#listener}: certificate reload failed, keeping the old ones: ${(err as Error).message}`,
+            );
+          }
+        });
+        this.#watchers.push(file);
+      }
+    }
+  }
+
+  close(): void {
+    for (const f of this.#watchers) unwatchFile(f);
+    this.#watchers = [];
+  }
+
+  #load(): Entry[] {
+    return this.#certs.map((c) => {
+      const cert = readFileSync(c.certFile, 'utf8');
+      const key = readFileSync(c.keyFile, 'utf8');
+      const context = createSecureContext({ ...this.#options, cert, key });
+      const x = new X509Certificate(cert);
+      return {
+        names: certificateNames(cert),
+        cert,
+        key,
+        context,
+        fingerprint: createHash('sha256').update(x.raw).digest('hex'),
+      };
+    });
+  }
+}
+
+function mtime(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+export interface TlsFrontend {
+  server: Http2SecureServer;
+  store: CertificateStore;
+  closeIdle(): void;
+  closeAll(): void;
+  stop(): void;
+}
+
+/**
+ * A TLS listener serving HTTP/2 and HTTP/1.1 (by ALPN) with one request handler. HTTP/1.1
+ * connections get the same limits as a plain listener (Node's HTTP/1 options, set on the server).
+ */
+export function createTlsFrontend(
+  l: ListenerConfig,
+  limits: LimitsConfig,
+  say: (msg: string) => void,
+  clientCa: string | undefined,
+): TlsFrontend {
+  const cfg = l.tls as TlsConfig;
+  const store = new CertificateStore(l.name, cfg, say, clientCa);
+  const auth = cfg.clientAuth;
+  const server = createSecureServer({
+    ...store.contextOptions(),
+    allowHTTP1: true,
+    ALPNProtocols: cfg.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+    SNICallback: store.SNICallback,
+    minVersion: cfg.minVersion,
+    ciphers: CIPHERS,
+    honorCipherOrder: true,
+    ecdhCurve: 'X25519:P-256:P-384',
+    requestCert: auth !== undefined,
+    rejectUnauthorized: auth?.mode === 'require',
+    ca: clientCa,
+    maxSessionMemory: 10,
+    settings: {
+      maxConcurrentStreams: l.http2Limits.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxRequestHeaders + limits.maxUriLength,
+    },
+    streamResetBurst: l.http2Limits.resetBurst,
+    streamResetRate: l.http2Limits.resetRate,
+  } as Parameters<typeof createSecureServer>[0]);
+  // HTTP/1.1 on this server uses Node's HTTP/1 connection handling, which reads these properties.
+  const h1 = server as unknown as Record<string, unknown>;
+  h1.maxHeaderSize = limits.maxRequestHeaders + limits.maxUriLength;
+  h1.headersTimeout = limits.headerTimeout;
+  h1.requestTimeout = 0;
+  h1.keepAliveTimeout = limits.keepAliveTimeout;
+  h1.requireHostHeader = true;
+  h1.connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(limits.headerTimeout / 4)));
+  const sessions = new Set<Http2Session>();
+  server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+    // An idle HTTP/2 connection is closed like an idle HTTP/1.1 one.
+    s.setTimeout(limits.keepAliveTimeout, () => s.close());
+  });
+  server.setTimeout(0);
+  const rotate = () => server.setTicketKeys(randomBytes(48));
+  rotate();
+  const ticketTimer = setInterval(rotate, TICKET_ROTATION_MS);
+  ticketTimer.unref();
+  store.watch(cfg.reloadInterval, () => server.setSecureContext(store.contextOptions()));
+  return {
+    server,
+    store,
+    closeIdle() {
+      HttpServer.prototype.closeIdleConnections.call(server);
+      for (const s of sessions) s.close();
+    },
+    closeAll() {
+      HttpServer.prototype.closeAllConnections.call(server);
+      for (const s of sessions) s.destroy();
+    },
+    stop() {
+      clearInterval(ticketTimer);
+      store.close();
+    },
+  };
+}
+
+/** The TLS socket under a request, over HTTP/1.1 or HTTP/2. */
+export function tlsSocketOf(req: {
+  socket: Socket;
+  stream?: { session?: { socket?: Socket } };
+}): TLSSocket | undefined {
+  const s = (req.stream?.session?.socket ?? req.socket) as TLSSocket | undefined;
+  return s !== undefined && typeof s.getPeerCertificate === 'function' ? s : undefined;
+}
