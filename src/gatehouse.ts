@@ -15,6 +15,7 @@ import type { Runtime } from './pipeline/run.ts';
 import { attach, createHttpServer, requestHandler } from './server/http.ts';
 import { createTlsFrontend } from './server/tls.ts';
 import type { Target } from './upstream/target.ts';
+import { isWebSocketUpgrade, upgradeHandler } from './upstream/tunnel.ts';
 import type { Upstream } from './upstream/upstream.ts';
 
 export interface BoundListener {
@@ -158,6 +159,10 @@ export class Gatehouse {
       };
     }
     const server = frontend.server;
+    // WebSocket upgrades go to the tunnel; any other Upgrade is served as plain HTTP/1.1.
+    (server as unknown as { shouldUpgradeCallback: (req: unknown) => boolean }).shouldUpgradeCallback =
+      isWebSocketUpgrade as (req: unknown) => boolean;
+    server.on('upgrade', upgradeHandler(this.#rt, name));
     this.#servers.push(frontend);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {

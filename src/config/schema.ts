@@ -317,6 +317,10 @@ export const upstreamSchema = z.strictObject({
       idle: duration.prefault('60s'),
       /** How long an unused pooled connection stays open. */
       keepAlive: duration.prefault('4s'),
+      /** A WebSocket with no traffic either way for this long is closed; 0 turns it off. */
+      tunnelIdle: duration.prefault('5m'),
+      /** A WebSocket is closed after this long whatever its traffic; 0 (default) is no limit. */
+      tunnelMaxLifetime: duration.prefault('0s'),
     })
     .prefault({}),
   healthCheck: healthCheckSchema.optional(),

@@ -50,6 +50,10 @@ export class Upstream {
    */
   readonly preciseTryTimeout: boolean;
   readonly idleTimeout: number;
+  readonly connectTimeout: number;
+  /** WebSocket tunnels: idle and maximum lifetime (0: none). */
+  readonly tunnelIdleTimeout: number;
+  readonly tunnelMaxLifetime: number;
   readonly loadBalancer: string;
   readonly hashValue: ((ctx: RequestContext) => string | undefined) | undefined;
   readonly healthCheck: UpstreamConfig['healthCheck'];
@@ -83,6 +87,9 @@ export class Upstream {
     this.perTryTimeout = Math.min(cfg.retry.perTryTimeout ?? cfg.timeouts.response, cfg.timeouts.response);
     this.preciseTryTimeout = cfg.retry.perTryTimeout !== undefined;
     this.idleTimeout = cfg.timeouts.idle;
+    this.connectTimeout = cfg.timeouts.connect;
+    this.tunnelIdleTimeout = cfg.timeouts.tunnelIdle;
+    this.tunnelMaxLifetime = cfg.timeouts.tunnelMaxLifetime;
     this.maxConnectionsPerTarget = cfg.maxConnectionsPerTarget;
     this.targets = cfg.targets.map(
       (t) =>
