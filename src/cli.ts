@@ -160,8 +160,13 @@ async function run(file: string, v: Validated, reusePort: boolean): Promise<numb
           for (const e of next.errors) say(`reload refused: ${formatError(e)}`);
           return;
         }
-        gh.reload(next.config);
-        say(`reloaded ${file}`);
+        try {
+          gh.reload(next.config);
+          say(`reloaded ${file}`);
+        } catch (err) {
+          // A file the new config names cannot be read: the running config stays.
+          say(`reload refused: ${(err as Error).message}`);
+        }
       });
     });
   });

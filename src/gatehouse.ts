@@ -73,7 +73,12 @@ export class Gatehouse {
 
   static async start(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
     const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
-    const plan = compile(config);
+    let plan: Plan;
+    try {
+      plan = compile(config);
+    } catch (err) {
+      throw new StartError((err as Error).message);
+    }
     let log: LogSink | null;
     try {
       log =

@@ -202,7 +202,10 @@ const targetSchema = z.strictObject({
   url: z
     .string()
     .refine((u) => URL.canParse(u), 'expected a URL such as http://127.0.0.1:3000')
-    .refine((u) => !URL.canParse(u) || new URL(u).protocol === 'http:', 'only http:// targets are supported'),
+    .refine(
+      (u) => !URL.canParse(u) || ['http:', 'https:', 'h2c:'].includes(new URL(u).protocol),
+      'a target is http://, https:// or h2c:// (cleartext HTTP/2)',
+    ),
   weight: z.number().int().min(1).max(1000).prefault(1),
   /** Used only while every primary (non-backup) target is unavailable. */
   backup: z.boolean().prefault(false),
@@ -323,6 +326,22 @@ export const upstreamSchema = z.strictObject({
       tunnelMaxLifetime: duration.prefault('0s'),
     })
     .prefault({}),
+  /** For https:// targets: whom to trust, the name to verify, a client certificate (mTLS to the upstream). */
+  tls: z
+    .strictObject({
+      /** CA certificates (PEM) to verify targets against; default: the system store. */
+      caFile: z.string().optional(),
+      /** The name sent by SNI and verified in the certificate; default: the target's host. */
+      servername: z.string().optional(),
+      /** A client certificate and key (PEM) for upstreams that require mTLS. */
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      /** Do not verify the target's certificate. Only for testing: anyone on the path can read and change the traffic. */
+      insecureSkipVerify: z.boolean().prefault(false),
+    })
+    .prefault({}),
+  /** Offer HTTP/2 to https:// targets by ALPN (they may still answer HTTP/1.1). */
+  http2: z.boolean().prefault(true),
   healthCheck: healthCheckSchema.optional(),
   outlierDetection: outlierDetectionSchema.prefault({}),
   retry: retrySchema.prefault({}),

@@ -290,18 +290,19 @@ function semantic(raw: unknown, err: Err): void {
       const text = str(obj(tv).url);
       if (text === undefined || !URL.canParse(text)) return;
       const url = new URL(text);
-      if (url.pathname !== '/' || url.search)
+      const key = `${url.protocol}//${url.host}`;
+      if ((url.pathname !== '/' && url.pathname !== '') || url.search)
         err(
           ['upstreams', name, 'targets', i, 'url'],
           'a target URL has no path or query (use rewrite on the route)',
         );
-      if (seen.has(url.origin))
-        err(
-          ['upstreams', name, 'targets', i, 'url'],
-          `duplicate target (same as targets.${seen.get(url.origin)})`,
-        );
-      else seen.set(url.origin, i);
+      if (seen.has(key))
+        err(['upstreams', name, 'targets', i, 'url'], `duplicate target (same as targets.${seen.get(key)})`);
+      else seen.set(key, i);
     });
+    const utls = obj(u.tls);
+    if ((utls.certFile === undefined) !== (utls.keyFile === undefined))
+      err(['upstreams', name, 'tls'], 'certFile and keyFile go together');
     const targets = arr(u.targets);
     if (targets.length > 0 && targets.every((t) => obj(t).backup === true))
       err(['upstreams', name, 'targets'], 'every target is a backup: at least one must be a primary');

@@ -16,6 +16,7 @@ export const REASONS = {
   upstream_connect_failed: 502,
   upstream_reset: 502,
   upstream_protocol_error: 502,
+  upstream_tls_failed: 502,
   no_healthy_target: 503,
   upstream_overflow: 503,
   upstream_connect_timeout: 504,
@@ -32,6 +33,7 @@ export const PROXY_STATUS: Partial<Record<Reason, string>> = {
   upstream_connect_timeout: 'connection_timeout',
   upstream_reset: 'connection_terminated',
   upstream_protocol_error: 'http_protocol_error',
+  upstream_tls_failed: 'tls_certificate_error',
   upstream_timeout: 'http_response_timeout',
   no_healthy_target: 'destination_unavailable',
   upstream_overflow: 'connection_limit_reached',
@@ -91,7 +93,19 @@ export function classifyUpstreamError(err: unknown): ProxyError {
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_HEADERS_OVERFLOW':
       return new ProxyError('upstream_protocol_error', code, { cause: err });
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+    case 'EPROTO':
+      // The target's certificate is not trusted (or TLS failed): nothing was sent, another target may do.
+      return new ProxyError('upstream_tls_failed', code, { cause: err, retryable: true });
     default:
+      if (typeof code === 'string' && code.startsWith('ERR_SSL_'))
+        return new ProxyError('upstream_tls_failed', code, { cause: err, retryable: true });
       if (typeof code === 'string' && code.startsWith('HPE_'))
         return new ProxyError('upstream_protocol_error', code, { cause: err });
       return new ProxyError('internal', 'unexpected upstream error', { cause: err, source: 'internal' });

@@ -40,7 +40,7 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
       ? req.headers['content-length'] === '0'
         ? 'none'
         : 'length'
-      : req.headers['transfer-encoding'] !== undefined
+      : req.headers['transfer-encoding'] !== undefined || h2HasBody(req)
         ? 'chunked'
         : 'none';
   if (bodyKind !== 'none' && ctx.plan.limits.bodyTimeout > 0) {
@@ -59,6 +59,15 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
 }
 
 type BodyKind = 'none' | 'length' | 'chunked';
+
+/** An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed). */
+function h2HasBody(req: IncomingMessage): boolean {
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  return stream !== undefined && stream.endAfterHeaders === false;
+}
+
+/** gRPC status fields, which a trailers-only response carries in its headers. */
+const GRPC_STATUS_FIELDS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
 
 async function* limitBody(req: IncomingMessage, max: number, ctx: RequestContext): AsyncIterable<Buffer> {
   let seen = 0;
@@ -91,6 +100,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   next: Target | undefined = undefined;
   /** The response's Content-Length, or -1: a body that arrives whole in one chunk is written with end(). */
   expected = -1;
+  /** A gRPC trailers-only answer's status fields, sent to an HTTP/2 client as trailers. */
+  grpcTrailers: Record<string, string> | null = null;
   ended = false;
   done = false;
   /** The per-try timer (only with an explicit retry.perTryTimeout), and its error if it fired before the try started. */
@@ -231,6 +242,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, head);
     const cl = head.headers['content-length'];
     this.expected = typeof cl === 'string' ? Number(cl) : -1;
+    if (head.headers['grpc-status'] !== undefined && 'stream' in res) {
+      // Trailers-only (RFC: gRPC over HTTP/2): the status must arrive in the frame that ends the
+      // stream. Node's compatibility API cannot end a stream with its headers, so it goes as trailers.
+      this.grpcTrailers = {};
+      for (const f of GRPC_STATUS_FIELDS) {
+        const v = head.headers[f];
+        if (typeof v === 'string') this.grpcTrailers[f] = v;
+        delete head.headers[f];
+      }
+      this.expected = -1;
+    }
     res.writeHead(head.status, head.headers);
   }
 
@@ -257,7 +279,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.finish();
     if (this.ended) return;
     const res = this.ctx.res;
-    if (trailers && Object.keys(trailers).length > 0 && (res.chunkedEncoding || 'stream' in res))
+    if (this.grpcTrailers !== null)
+      res.addTrailers({ ...this.grpcTrailers, ...(trailers as Record<string, string>) });
+    else if (trailers && Object.keys(trailers).length > 0 && (res.chunkedEncoding || 'stream' in res))
       res.addTrailers(trailers as Record<string, string>);
     res.end();
   }

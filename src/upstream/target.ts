@@ -3,8 +3,20 @@
 // whether an operator is draining it, and its slow-start ramp after coming back.
 import { Pool } from 'undici';
 
+/** How to reach a target over TLS (https:// targets). */
+export interface TargetTls {
+  ca?: string;
+  servername?: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
+  /** Offer h2 by ALPN. */
+  http2: boolean;
+}
+
 export interface TargetOptions {
   weight: number;
+  tls?: TargetTls;
   backup: boolean;
   drain: boolean;
   maxConnections: number;
@@ -55,17 +67,45 @@ export class Target {
   /** Smooth weighted round robin state (roundRobin balancer). */
   current = 0;
 
+  /** The protocol spoken to it: http/1.1 (http://), TLS with h2 or http/1.1 by ALPN (https://), or h2c. */
+  readonly protocol: 'http' | 'https' | 'h2c';
+  /** undici connect options (TLS), shared by the pool and the health checks. */
+  readonly connect: Record<string, unknown>;
+  /** undici options that choose HTTP/2 (allowH2, or h2c prior knowledge). */
+  readonly h2: Record<string, unknown>;
+
   constructor(url: string, opts: TargetOptions) {
-    this.url = new URL(url);
-    this.id = this.url.origin;
+    const parsed = new URL(url);
+    this.protocol = parsed.protocol === 'https:' ? 'https' : parsed.protocol === 'h2c:' ? 'h2c' : 'http';
+    // h2c:// is not a special scheme for URL (no origin): it is reached as http:// with prior knowledge.
+    this.url = this.protocol === 'h2c' ? new URL(`http://${parsed.host}/`) : parsed;
+    this.id = this.protocol === 'h2c' ? `h2c://${parsed.host}` : this.url.origin;
     this.authority = this.url.host;
+    const tls = opts.tls;
+    this.connect =
+      this.protocol === 'https' && tls
+        ? {
+            timeout: opts.connectTimeout,
+            ca: tls.ca,
+            servername:
+              tls.servername ?? (/^[\d.]+$|^\[/.test(this.url.hostname) ? undefined : this.url.hostname),
+            cert: tls.cert,
+            key: tls.key,
+            rejectUnauthorized: tls.rejectUnauthorized,
+          }
+        : { timeout: opts.connectTimeout };
+    this.h2 =
+      this.protocol === 'h2c'
+        ? { allowH2: true, useH2c: true }
+        : { allowH2: this.protocol === 'https' && (tls?.http2 ?? true) };
     this.weight = opts.weight;
     this.backup = opts.backup;
     this.draining = opts.drain;
     this.pool = new Pool(this.url.origin, {
       connections: opts.maxConnections,
       pipelining: 1,
-      connect: { timeout: opts.connectTimeout },
+      connect: this.connect,
+      ...this.h2,
       headersTimeout: opts.headersTimeout,
       bodyTimeout: opts.bodyTimeout,
       keepAliveTimeout: opts.keepAliveTimeout,

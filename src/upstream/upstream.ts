@@ -3,6 +3,7 @@
 // a growing cool-down, capped to a share of the upstream), retries with a budget, a circuit breaker
 // (max requests, max pending), backup targets and slow start. Built once per Plan; target state is
 // carried over from the previous Plan on reload.
+import { readFileSync } from 'node:fs';
 import type { RetryConfig, UpstreamConfig } from '../config/schema.ts';
 import { formatDuration } from '../config/units.ts';
 import type { RequestContext } from '../pipeline/context.ts';
@@ -11,7 +12,7 @@ import { balancers } from './balancers/index.ts';
 import type { Balancer, PickInput } from './balancers/types.ts';
 import { startActiveChecks, statusMatcher } from './health/active.ts';
 import { RetryBudget } from './retryBudget.ts';
-import { Target } from './target.ts';
+import { Target, type TargetTls } from './target.ts';
 
 /** Told once per change of a target's state: `is DOWN (status 500)`, `is ejected for 30s (...)`. */
 export type TargetListener = (upstream: Upstream, target: Target, change: string) => void;
@@ -25,6 +26,7 @@ export function retryKind(reason: Reason): RetryKind | undefined {
   switch (reason) {
     case 'upstream_connect_failed':
     case 'upstream_connect_timeout':
+    case 'upstream_tls_failed':
       return 'connect-failure';
     case 'upstream_reset':
       return 'reset';
@@ -91,9 +93,28 @@ export class Upstream {
     this.tunnelIdleTimeout = cfg.timeouts.tunnelIdle;
     this.tunnelMaxLifetime = cfg.timeouts.tunnelMaxLifetime;
     this.maxConnectionsPerTarget = cfg.maxConnectionsPerTarget;
+    const read = (file: string | undefined, key: string) => {
+      if (file === undefined) return undefined;
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new Error(
+          `upstreams.${name}.tls.${key}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`,
+        );
+      }
+    };
+    const tls: TargetTls = {
+      ca: read(cfg.tls.caFile, 'caFile'),
+      servername: cfg.tls.servername,
+      cert: read(cfg.tls.certFile, 'certFile'),
+      key: read(cfg.tls.keyFile, 'keyFile'),
+      rejectUnauthorized: !cfg.tls.insecureSkipVerify,
+      http2: cfg.http2,
+    };
     this.targets = cfg.targets.map(
       (t) =>
         new Target(t.url, {
+          tls,
           weight: t.weight,
           backup: t.backup,
           drain: t.drain,

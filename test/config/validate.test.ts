@@ -87,7 +87,7 @@ admin:
   ]);
 });
 
-test('target URLs: http only, no path, no duplicates; hashKey only with consistentHash', () => {
+test('target URLs: http, https or h2c, no path, no duplicates; hashKey only with consistentHash', () => {
   const errors = errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]
 upstreams:
   u:
@@ -101,7 +101,7 @@ upstreams:
   assert.deepEqual(errors, [
     'c.yaml:4: upstreams.u.hashKey: hashKey is used only by loadBalancer: consistentHash (this upstream uses roundRobin)',
     'c.yaml:6: upstreams.u.targets.0.url: a target URL has no path or query (use rewrite on the route)',
-    'c.yaml:7: upstreams.u.targets.1.url: only http:// targets are supported',
+    'c.yaml:7: upstreams.u.targets.1.url: a target is http://, https:// or h2c:// (cleartext HTTP/2)',
     'c.yaml:8: upstreams.u.targets.2.url: duplicate target (same as targets.0)',
     'c.yaml:9: upstreams.u.targets.3.url: expected a URL such as http://127.0.0.1:3000',
   ]);

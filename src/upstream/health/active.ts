@@ -53,7 +53,8 @@ export function startActiveChecks(
       if (cfg.port !== undefined) origin.port = String(cfg.port);
       const client = new Client(origin.origin, {
         pipelining: 1,
-        connect: { timeout: cfg.timeout },
+        connect: { ...target.connect, timeout: cfg.timeout },
+        ...target.h2,
         keepAliveTimeout: Math.max(cfg.interval * 2, 4000),
         keepAliveMaxTimeout: Math.max(cfg.interval * 2, 4000),
       });
