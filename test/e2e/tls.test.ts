@@ -79,6 +79,7 @@ listeners:
         - { certFile: ${exact.certFile}, keyFile: ${exact.keyFile} }
         - { certFile: ${wild.certFile}, keyFile: ${wild.keyFile} }
       reloadInterval: 100ms
+admin: { address: "127.0.0.1:0", token: tls-test-admin-token-0123 }
 routes: [{ name: all, upstream: u }]
 upstreams: { u: { targets: [{ url: ${app.url} }] } }
 `);
@@ -98,6 +99,34 @@ upstreams: { u: { targets: [{ url: ${app.url} }] } }
     await assert.rejects(
       presented(port, ca, 'a.example.test', { maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }),
     );
+    // Client-initiated renegotiation is refused (a DoS lever on TLS 1.2).
+    await new Promise<void>((resolve, reject) => {
+      const s = tlsConnect(
+        { host: '127.0.0.1', port, ca: ca.cert, servername: 'a.example.test', maxVersion: 'TLSv1.2' },
+        () => {
+          s.on('error', () => {});
+          s.renegotiate({}, (err) => {
+            s.destroy();
+            if (err) resolve();
+            else reject(new Error('renegotiation was accepted'));
+          });
+        },
+      );
+      s.on('error', () => resolve());
+    });
+    // The handshakes, good and refused, are counted in /metrics.
+    const metrics = await request(`${gh.gh.admin?.url}/metrics`, {
+      headers: { authorization: 'Bearer tls-test-admin-token-0123' },
+    });
+    const text = await metrics.body.text();
+    const count = (result: string) =>
+      Number(
+        new RegExp(`gatehouse_tls_handshakes_total\\{listener="secure",result="${result}"\\} (\\d+)`).exec(
+          text,
+        )?.[1],
+      );
+    assert.ok(count('ok') >= 1, `ok handshakes: ${count('ok')}`);
+    assert.ok(count('failed') >= 1, `failed handshakes: ${count('failed')}`);
 
     // A request over a kept-alive connection, then the files change on disk.
     const agent = new Agent({ connect: { ca: ca.cert, servername: 'a.example.test' } });
