@@ -12,7 +12,7 @@ import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
 import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
 import type { Runtime } from './pipeline/run.ts';
-import { attach, createHttpServer, requestHandler } from './server/http.ts';
+import { attach, createHttpServer, enableH2c, requestHandler } from './server/http.ts';
 import { createTlsFrontend } from './server/tls.ts';
 import type { Target } from './upstream/target.ts';
 import { isWebSocketUpgrade, upgradeHandler } from './upstream/tunnel.ts';
@@ -156,10 +156,11 @@ export class Gatehouse {
       attach(tls, this.#rt, name);
     } else {
       const http = createHttpServer(this.#rt, name, config.limits);
+      const h2c = l.h2c ? enableH2c(http, this.#rt, name, config.limits, l) : null;
       frontend = {
         server: http,
-        closeIdle: () => http.closeIdleConnections(),
-        closeAll: () => http.closeAllConnections(),
+        closeIdle: () => (h2c ? h2c.closeIdle() : http.closeIdleConnections()),
+        closeAll: () => (h2c ? h2c.closeAll() : http.closeAllConnections()),
         stop() {},
       };
     }

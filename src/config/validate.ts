@@ -240,8 +240,6 @@ function semantic(raw: unknown, err: Err): void {
       );
     if (l.tls !== undefined && l.h2c === true)
       err(['listeners', i, 'h2c'], 'h2c is HTTP/2 without TLS; this listener has TLS');
-    else if (l.h2c === true)
-      err(['listeners', i, 'h2c'], 'cleartext HTTP/2 (h2c) is not supported by this version yet');
     if (l.tls !== undefined && l.redirectToHttps !== undefined)
       err(['listeners', i, 'redirectToHttps'], 'this listener already speaks HTTPS');
     checkCidrs(l.trustedProxies, ['listeners', i, 'trustedProxies'], err);

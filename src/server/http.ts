@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createH2Server, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../config/schema.ts';
 import { REASONS, type Reason } from '../pipeline/errors.ts';
@@ -95,4 +96,62 @@ function statusText(status: number): string {
     default:
       return 'Bad Request';
   }
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * Cleartext HTTP/2 (h2c) with prior knowledge beside HTTP/1.1 on one listener: the first bytes of
+ * each connection are looked at; the HTTP/2 connection preface goes to an HTTP/2 session, anything
+ * else to Node's HTTP/1.1 handling, with the bytes put back. (The HTTP/1.1 `Upgrade: h2c` dance is
+ * not offered: clients that know h2c use prior knowledge.)
+ */
+export function enableH2c(
+  server: Server,
+  rt: Runtime,
+  listenerName: string,
+  limits: LimitsConfig,
+  l: { http2Limits: { maxConcurrentStreams: number; resetBurst: number; resetRate: number } },
+): { closeIdle(): void; closeAll(): void } {
+  const h2 = createH2Server({
+    settings: {
+      maxConcurrentStreams: l.http2Limits.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxRequestHeaders + limits.maxUriLength,
+    },
+    streamResetBurst: l.http2Limits.resetBurst,
+    streamResetRate: l.http2Limits.resetRate,
+  } as Parameters<typeof createH2Server>[0]);
+  h2.on('request', requestHandler(rt, listenerName) as never);
+  const sessions = new Set<Http2Session>();
+  h2.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+    s.setTimeout(limits.keepAliveTimeout, () => s.close());
+  });
+  const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeListener('connection', http1);
+  server.prependListener('connection', (socket: Socket) => {
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      const n = Math.min(first.length, PREFACE.length);
+      if (n >= 3 && first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+        // The session takes over the socket, reading what is already buffered first.
+        h2.emit('connection', socket);
+      } else {
+        http1.call(server, socket);
+        socket.resume();
+      }
+    });
+  });
+  return {
+    closeIdle() {
+      server.closeIdleConnections();
+      for (const s of sessions) s.close();
+    },
+    closeAll() {
+      server.closeAllConnections();
+      for (const s of sessions) s.destroy();
+    },
+  };
 }

@@ -286,3 +286,44 @@ upstreams: { u: { targets: [{ url: ${app.url} }] } }
     await app.close();
   }
 });
+
+test('h2c: cleartext HTTP/2 with prior knowledge and HTTP/1.1 on the same listener', async () => {
+  const app = await origin();
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0", h2c: true }]
+routes: [{ name: all, upstream: u }]
+upstreams: { u: { targets: [{ url: ${app.url} }] } }
+`);
+  try {
+    const session = h2connect(gh.url());
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': '/over-h2c', ':authority': 'h2c.example.test' });
+      let body = '';
+      let status = 0;
+      req.on('response', (h) => {
+        status = Number(h[':status']);
+      });
+      req.setEncoding('utf8');
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+      req.end();
+    });
+    session.close();
+    assert.equal(reply.status, 200);
+    const seen = JSON.parse(reply.body);
+    assert.equal(seen.url, '/over-h2c');
+    assert.equal(seen.headers.host, 'h2c.example.test');
+    const h1 = await send(`${gh.url()}/over-h1`);
+    assert.equal(h1.status, 200);
+    assert.deepEqual(
+      gh.log.entries().map((e) => e.protocol),
+      ['HTTP/2.0', 'HTTP/1.1'],
+    );
+  } finally {
+    await gh.close();
+    await app.close();
+  }
+});
