@@ -45,6 +45,8 @@ const listenerTls = z.strictObject({
   minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
   /** Offer HTTP/2 by ALPN (h2, then http/1.1). */
   http2: z.boolean().prefault(true),
+  /** Staple OCSP answers for certificates that name a responder (their file must hold the issuer too). */
+  ocspStapling: z.boolean().prefault(true),
   /** Re-read certificate and key files when they change, checked this often; 0 turns it off. */
   reloadInterval: duration.prefault('5s'),
   /** Strict-Transport-Security on every response: max-age in seconds (e.g. 31536000), or off. */

@@ -11,6 +11,7 @@ import { createSecureServer, type Http2SecureServer, type Http2Session } from 'n
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config, LimitsConfig } from '../config/schema.ts';
+import { OcspStapler, ocspUrl, pemBlocks } from './ocsp.ts';
 
 type ListenerConfig = Config['listeners'][number];
 type TlsConfig = NonNullable<ListenerConfig['tls']>;
@@ -30,6 +31,8 @@ const TICKET_ROTATION_MS = 12 * 60 * 60 * 1000;
 
 interface Entry {
   names: string[];
+  /** Staples OCSP answers for this certificate, when it names a responder and its file holds the issuer. */
+  ocsp: OcspStapler | null;
   cert: string;
   key: string;
   context: SecureContext;
@@ -67,12 +70,14 @@ export class CertificateStore {
   readonly #say: (msg: string) => void;
   readonly #listener: string;
   #entries: Entry[] = [];
+  readonly #ocsp: boolean;
   #watchers: string[] = [];
   #mtimes = new Map<string, number>();
 
   constructor(listener: string, cfg: TlsConfig, say: (msg: string) => void, clientCa?: string) {
     this.#listener = listener;
     this.#certs = cfg.certificates;
+    this.#ocsp = cfg.ocspStapling;
     this.#say = say;
     this.#options = {
       minVersion: cfg.minVersion,
@@ -125,7 +130,9 @@ export class CertificateStore {
           if (now === this.#mtimes.get(file)) return;
           this.#mtimes.set(file, now);
           try {
+            const old = this.#entries;
             this.#entries = this.#load();
+            for (const e of old) e.ocsp?.stop();
             onReload();
             this.#say(
               `listener ${this.#listener}: certificates reloaded (${this.#entries.map((e) => `${e.names.join(',')} sha256:${e.fingerprint.slice(0, 16)}`).join('; ')})`,
@@ -141,7 +148,14 @@ export class CertificateStore {
     }
   }
 
+  /** The stapled OCSP answer for the certificate a handshake is using (DER), or null. */
+  ocspResponse(cert: Buffer): Buffer | null {
+    for (const e of this.#entries) if (e.ocsp !== null && e.ocsp.raw.equals(cert)) return e.ocsp.response;
+    return null;
+  }
+
   close(): void {
+    for (const e of this.#entries) e.ocsp?.stop();
     for (const f of this.#watchers) unwatchFile(f);
     this.#watchers = [];
   }
@@ -152,8 +166,27 @@ export class CertificateStore {
       const key = readFileSync(c.keyFile, 'utf8');
       const context = createSecureContext({ ...this.#options, cert, key });
       const x = new X509Certificate(cert);
+      const chain = pemBlocks(cert);
+      const url = ocspUrl(x);
+      const names = certificateNames(cert);
+      let ocsp: OcspStapler | null = null;
+      if (this.#ocsp && url !== undefined) {
+        if (chain.length < 2)
+          this.#say(
+            `listener ${this.#listener}: ${names[0]} names an OCSP responder, but ${c.certFile} has no issuer certificate after it: not stapling`,
+          );
+        else
+          ocsp = new OcspStapler(
+            chain[0],
+            chain[1],
+            url,
+            `listener ${this.#listener}: ${names[0]}`,
+            this.#say,
+          );
+      }
       return {
-        names: certificateNames(cert),
+        ocsp,
+        names,
         cert,
         key,
         context,
@@ -220,6 +253,11 @@ export function createTlsFrontend(
   h1.keepAliveTimeout = limits.keepAliveTimeout;
   h1.requireHostHeader = true;
   h1.connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(limits.headerTimeout / 4)));
+  server.on(
+    'OCSPRequest',
+    (cert: Buffer, _issuer: Buffer, cb: (err: Error | null, resp: Buffer | null) => void) =>
+      cb(null, store.ocspResponse(cert)),
+  );
   // Client-initiated renegotiation (TLS 1.2) only costs the server CPU. OpenSSL refuses it with a
   // no_renegotiation alert (SSL_OP_NO_RENEGOTIATION, in every context); Node's own switch as well.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());

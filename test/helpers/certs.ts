@@ -55,7 +55,7 @@ export function makeCert(
   ca: Pem,
   cn: string,
   names: string[],
-  opts: { client?: boolean; file?: string } = {},
+  opts: { client?: boolean; file?: string; ocspUrl?: string } = {},
 ): Pem {
   const base = join(dir, opts.file ?? cn.replace(/[^\w.-]+/g, '_'));
   const keyFile = `${base}.key`;
@@ -71,6 +71,7 @@ export function makeCert(
       'basicConstraints=CA:FALSE',
       `extendedKeyUsage=${opts.client ? 'clientAuth' : 'serverAuth'}`,
       ...(san ? [`subjectAltName=${san}`] : []),
+      ...(opts.ocspUrl ? [`authorityInfoAccess=OCSP;URI:${opts.ocspUrl}`] : []),
     ].join('\n'),
   );
   openssl(
