@@ -327,3 +327,72 @@ upstreams: { u: { targets: [{ url: ${app.url} }] } }
     await app.close();
   }
 });
+
+test('TLS session resumption by ticket, and HTTP/2 rapid reset (CVE-2023-44487) ends the connection', async (t) => {
+  if (!needCommand(t, 'openssl', 'the TLS tests make their certificates with it')) return;
+  const dir = tempDir();
+  const ca = makeCA(dir);
+  const cert = makeCert(dir, ca, 'r.example.test', ['r.example.test']);
+  const app = await origin();
+  const gh = await start(`
+listeners:
+  - name: secure
+    address: "127.0.0.1:0"
+    tls: { certificates: [{ certFile: ${cert.certFile}, keyFile: ${cert.keyFile} }] }
+    http2Limits: { resetBurst: 50, resetRate: 10 }
+routes: [{ name: all, upstream: u }]
+upstreams: { u: { targets: [{ url: ${app.url} }] } }
+`);
+  const port = Number(new URL(gh.url()).port);
+  try {
+    // A ticket from the first connection resumes the second without a full handshake.
+    const first = await new Promise<Buffer>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'r.example.test' });
+      s.once('session', (session: Buffer) => {
+        s.destroy();
+        resolve(session);
+      });
+      s.on('error', reject);
+    });
+    const reused = await new Promise<boolean>((resolve, reject) => {
+      const s = tlsConnect(
+        { host: '127.0.0.1', port, ca: ca.cert, servername: 'r.example.test', session: first },
+        () => {
+          const r = s.isSessionReused();
+          s.destroy();
+          resolve(r);
+        },
+      );
+      s.on('error', reject);
+    });
+    assert.equal(reused, true, 'the session was resumed');
+
+    // Open and cancel streams as fast as possible: past the reset budget the server ends the session.
+    const session = h2connect(gh.url(), { ca: ca.cert, servername: 'r.example.test' });
+    session.on('error', () => {});
+    let goaway = false;
+    session.on('goaway', () => {
+      goaway = true;
+    });
+    const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+    await new Promise<void>((resolve) => session.once('connect', () => resolve()));
+    for (let i = 0; i < 500 && !session.closed && !session.destroyed; i++) {
+      const req = session.request({ ':path': `/r${i}`, ':authority': 'r.example.test' });
+      req.on('error', () => {});
+      req.close(8); // NGHTTP2_CANCEL
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+    assert.ok(goaway || session.destroyed || session.closed, 'the server ended the connection');
+    session.destroy();
+    // Well-behaved clients are unaffected.
+    const agent = new Agent({ connect: { ca: ca.cert, servername: 'r.example.test' } });
+    const ok = await request(`${gh.url()}/after`, { dispatcher: agent });
+    assert.equal(ok.statusCode, 200);
+    await ok.body.dump();
+    await agent.close();
+  } finally {
+    await gh.close();
+    await app.close();
+  }
+});
