@@ -12,4 +12,6 @@ npm init -y >/dev/null
 npm install --no-audit --no-fund --omit=dev "$work/$tgz" >/dev/null
 node_modules/.bin/gatehouse validate -c node_modules/gatehouse/examples/quickstart.yaml
 test ! -e node_modules/gatehouse/src && test -f node_modules/gatehouse/dist/cli.js
+# The admin dashboard is read from the package at run time.
+test -f node_modules/gatehouse/assets/dashboard.html
 echo "check-pack: ok ($tgz)"
