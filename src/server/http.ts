@@ -100,6 +100,35 @@ function statusText(status: number): string {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+export interface Http2Limits {
+  maxConcurrentStreams: number;
+  resetBurst: number;
+  resetRate: number;
+}
+
+/** HTTP/2 server options from a listener's limits: streams, header list size, rapid-reset rate. */
+export function http2Options(limits: LimitsConfig, h2: Http2Limits) {
+  return {
+    settings: {
+      maxConcurrentStreams: h2.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxRequestHeaders + limits.maxUriLength,
+    },
+    streamResetBurst: h2.resetBurst,
+    streamResetRate: h2.resetRate,
+  };
+}
+
+/** The open HTTP/2 sessions of a server; an idle one is closed like an idle HTTP/1.1 connection. */
+export function trackSessions(server: EventEmitter, keepAliveMs: number): Set<Http2Session> {
+  const sessions = new Set<Http2Session>();
+  server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+    s.setTimeout(keepAliveMs, () => s.close());
+  });
+  return sessions;
+}
+
 /**
  * Cleartext HTTP/2 (h2c) with prior knowledge beside HTTP/1.1 on one listener: the first bytes of
  * each connection are looked at; the HTTP/2 connection preface goes to an HTTP/2 session, anything
@@ -111,23 +140,11 @@ export function enableH2c(
   rt: Runtime,
   listenerName: string,
   limits: LimitsConfig,
-  l: { http2Limits: { maxConcurrentStreams: number; resetBurst: number; resetRate: number } },
+  l: { http2Limits: Http2Limits },
 ): { closeIdle(): void; closeAll(): void } {
-  const h2 = createH2Server({
-    settings: {
-      maxConcurrentStreams: l.http2Limits.maxConcurrentStreams,
-      maxHeaderListSize: limits.maxRequestHeaders + limits.maxUriLength,
-    },
-    streamResetBurst: l.http2Limits.resetBurst,
-    streamResetRate: l.http2Limits.resetRate,
-  } as Parameters<typeof createH2Server>[0]);
+  const h2 = createH2Server(http2Options(limits, l.http2Limits) as Parameters<typeof createH2Server>[0]);
   h2.on('request', requestHandler(rt, listenerName) as never);
-  const sessions = new Set<Http2Session>();
-  h2.on('session', (s: Http2Session) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-    s.setTimeout(limits.keepAliveTimeout, () => s.close());
-  });
+  const sessions = trackSessions(h2, limits.keepAliveTimeout);
   const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeListener('connection', http1);
   server.prependListener('connection', (socket: Socket) => {

@@ -7,10 +7,11 @@
 import { constants, createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { Server as HttpServer } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config, LimitsConfig } from '../config/schema.ts';
+import { http2Options, trackSessions } from './http.ts';
 import { OcspStapler, ocspUrl, pemBlocks } from './ocsp.ts';
 
 type ListenerConfig = Config['listeners'][number];
@@ -150,7 +151,7 @@ export class CertificateStore {
 
   /** The stapled OCSP answer for the certificate a handshake is using (DER), or null. */
   ocspResponse(cert: Buffer): Buffer | null {
-    for (const e of this.#entries) if (e.ocsp !== null && e.ocsp.raw.equals(cert)) return e.ocsp.response;
+    for (const e of this.#entries) if (e.ocsp?.raw.equals(cert)) return e.ocsp.response;
     return null;
   }
 
@@ -238,12 +239,7 @@ export function createTlsFrontend(
     rejectUnauthorized: auth?.mode === 'require',
     ca: clientCa,
     maxSessionMemory: 10,
-    settings: {
-      maxConcurrentStreams: l.http2Limits.maxConcurrentStreams,
-      maxHeaderListSize: limits.maxRequestHeaders + limits.maxUriLength,
-    },
-    streamResetBurst: l.http2Limits.resetBurst,
-    streamResetRate: l.http2Limits.resetRate,
+    ...http2Options(limits, l.http2Limits),
   } as Parameters<typeof createSecureServer>[0]);
   // HTTP/1.1 on this server uses Node's HTTP/1 connection handling, which reads these properties.
   const h1 = server as unknown as Record<string, unknown>;
@@ -261,13 +257,7 @@ export function createTlsFrontend(
   // Client-initiated renegotiation (TLS 1.2) only costs the server CPU. OpenSSL refuses it with a
   // no_renegotiation alert (SSL_OP_NO_RENEGOTIATION, in every context); Node's own switch as well.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
-  const sessions = new Set<Http2Session>();
-  server.on('session', (s: Http2Session) => {
-    sessions.add(s);
-    s.once('close', () => sessions.delete(s));
-    // An idle HTTP/2 connection is closed like an idle HTTP/1.1 one.
-    s.setTimeout(limits.keepAliveTimeout, () => s.close());
-  });
+  const sessions = trackSessions(server, limits.keepAliveTimeout);
   server.setTimeout(0);
   const rotate = () => server.setTicketKeys(randomBytes(48));
   rotate();
