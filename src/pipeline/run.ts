@@ -61,12 +61,7 @@ export function handleRequest(
   res.on('close', () => finish(rt, ctx));
 
   // ---- accept (request head)
-  const peer = normalizeIp(req.socket.remoteAddress);
-  ctx.peer = peer;
-  ctx.peerTrusted = listener.trusted !== null && peer !== '' && inList(listener.trusted, peer);
-  ctx.clientIp = ctx.peerTrusted
-    ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for']))
-    : peer;
+  identifyClient(ctx, listener);
   const limits = plan.limits;
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);
@@ -168,6 +163,17 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
 
   // ---- send, response
   forward(rt, ctx, ureq);
+}
+
+/** The TCP peer, whether it is a trusted proxy, and so the client's address. */
+export function identifyClient(ctx: RequestContext, listener: ListenerPlan): void {
+  const req = ctx.req;
+  const peer = normalizeIp(req.socket.remoteAddress);
+  ctx.peer = peer;
+  ctx.peerTrusted = listener.trusted !== null && peer !== '' && inList(listener.trusted, peer);
+  ctx.clientIp = ctx.peerTrusted
+    ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for']))
+    : peer;
 }
 
 /** Answers with a middleware's local response (401, 403, 429, redirect, ...). */

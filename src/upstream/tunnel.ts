@@ -7,15 +7,14 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { ListenerPlan } from '../config/compile.ts';
-import { inList } from '../middleware/ipFilter.ts';
 import type { LocalResponse } from '../middleware/types.ts';
 import { requestId } from '../observe/requestId.ts';
 import { RequestContext } from '../pipeline/context.ts';
 import { classifyUpstreamError, ProxyError, REASONS, type Reason } from '../pipeline/errors.ts';
-import { clientAddress, normalizeIp, upstreamHeaders, viaHasLoop } from '../pipeline/forwarding.ts';
+import { upstreamHeaders, viaHasLoop } from '../pipeline/forwarding.ts';
 import { normalizePath } from '../pipeline/path.ts';
 import { errorPage } from '../pipeline/respond.ts';
-import { hostOnly, type Runtime } from '../pipeline/run.ts';
+import { hostOnly, identifyClient, type Runtime } from '../pipeline/run.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
 import type { Target } from './target.ts';
 
@@ -85,13 +84,7 @@ async function tunnel(
   };
 
   // ---- accept and route, as for any request
-  const peer = normalizeIp(req.socket.remoteAddress);
-  ctx.peer = peer;
-  ctx.peerTrusted = listener.trusted !== null && peer !== '' && inList(listener.trusted, peer);
-  ctx.clientIp =
-    ctx.peerTrusted && listener.trusted
-      ? clientAddress(peer, listener.trusted, req.headers['x-forwarded-for'] as string | undefined)
-      : peer;
+  identifyClient(ctx, listener);
   const url = req.url ?? '/';
   if (url.length > plan.limits.maxUriLength) return refuse('uri_too_long');
   ctx.hostHeader = req.headers.host ?? '';
