@@ -112,6 +112,7 @@ export class Gatehouse {
         : null,
       inflight: 0,
       onIdle: null,
+      tunnels: new Set(),
     };
     const gh = new Gatehouse(rt, say);
     try {
@@ -268,6 +269,8 @@ export class Gatehouse {
         s.closeAll();
         s.stop();
       }
+      // Upgraded connections (WebSockets) are no longer the HTTP server's: end them here.
+      for (const socket of rt.tunnels ?? []) socket.destroy();
       await Promise.all(closed);
       await rt.plan.close();
       await Promise.all([...this.#retired].map((p) => p.close()));

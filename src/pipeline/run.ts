@@ -34,6 +34,8 @@ export interface Runtime {
   tracer: Tracer | null;
   inflight: number;
   onIdle: (() => void) | null;
+  /** Client sockets of open WebSocket tunnels: outside the HTTP server's reach once upgraded. */
+  tunnels?: Set<import('node:net').Socket>;
 }
 
 export function handleRequest(

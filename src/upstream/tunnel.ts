@@ -70,7 +70,9 @@ async function tunnel(
     if (rt.inflight === 0 && rt.onIdle !== null) rt.onIdle();
   };
   client.on('error', () => {});
+  rt.tunnels?.add(client);
   client.once('close', () => {
+    rt.tunnels?.delete(client);
     upstream?.destroy();
     finish();
   });

@@ -236,3 +236,24 @@ upstreams: { u: { targets: [{ url: ${a.url} }] } }
     await a.close();
   }
 });
+
+test('WebSockets: a graceful stop waits its grace period, then ends open tunnels', async () => {
+  const a = await echoServer('a');
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+routes: [{ name: ws, upstream: u }]
+upstreams: { u: { targets: [{ url: ${a.url} }] } }
+`);
+  try {
+    const ws = await opened(`${gh.url().replace('http:', 'ws:')}/`);
+    const closed = once(ws, 'close');
+    const t0 = performance.now();
+    await gh.gh.close(200);
+    await closed;
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 150, `the tunnel got its grace period (${ms.toFixed(0)} ms)`);
+    await until(() => gh.gh.inflight === 0, 2000, 'the tunnel to be counted out');
+  } finally {
+    await a.close();
+  }
+});
