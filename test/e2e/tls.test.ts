@@ -36,10 +36,17 @@ function presented(
   });
 }
 
-function h2get(url: string, ca: Pem, servername: string, path: string, headers: Record<string, string> = {}) {
+/** One HTTP/2 request on its own session: over TLS with `ca`, or cleartext (h2c) with `ca` null. */
+function h2get(
+  url: string,
+  ca: Pem | null,
+  servername: string,
+  path: string,
+  headers: Record<string, string> = {},
+) {
   return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>(
     (resolve, reject) => {
-      const session = h2connect(url, { ca: ca.cert, servername });
+      const session = h2connect(url, ca === null ? {} : { ca: ca.cert, servername });
       session.on('error', reject);
       const req = session.request({ ':path': path, ':authority': servername, ...headers });
       let body = '';
@@ -295,23 +302,7 @@ routes: [{ name: all, upstream: u }]
 upstreams: { u: { targets: [{ url: ${app.url} }] } }
 `);
   try {
-    const session = h2connect(gh.url());
-    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = session.request({ ':path': '/over-h2c', ':authority': 'h2c.example.test' });
-      let body = '';
-      let status = 0;
-      req.on('response', (h) => {
-        status = Number(h[':status']);
-      });
-      req.setEncoding('utf8');
-      req.on('data', (c) => {
-        body += c;
-      });
-      req.on('end', () => resolve({ status, body }));
-      req.on('error', reject);
-      req.end();
-    });
-    session.close();
+    const reply = await h2get(gh.url(), null, 'h2c.example.test', '/over-h2c');
     assert.equal(reply.status, 200);
     const seen = JSON.parse(reply.body);
     assert.equal(seen.url, '/over-h2c');
