@@ -12,8 +12,9 @@ import { Gatehouse, StartError } from './gatehouse.ts';
 import { explain } from './routing/explain.ts';
 import { runWorkers, workersProblem } from './server/workers.ts';
 
-// User regexes cannot backtrack forever: V8 falls back to its linear-time engine (validate.ts also
-// refuses backreferences and lookarounds, which that engine cannot run).
+// User regexes are compiled for V8's linear-time engine (config/units.ts turns it on and refuses
+// what it cannot run). This flag is a second guard for every other regex in the process: past
+// excessive backtracking V8 switches to that engine where it can.
 setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
 
 const USAGE = `Usage:
@@ -24,8 +25,8 @@ const USAGE = `Usage:
                                                   which route serves URL, and why not the others
   gatehouse schema                                print the config's JSON Schema (for editors)
 
-Signals (run): SIGTERM/SIGINT stop gracefully, SIGHUP reloads routes, middlewares and upstreams,
-SIGUSR1 reopens the access log file.`;
+Signals (run): SIGTERM/SIGINT stop gracefully, SIGHUP reloads the file (keys that need a restart,
+such as listeners and limits, keep their running values), SIGUSR1 reopens the access log file.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -154,20 +155,23 @@ async function run(file: string, v: Validated, reusePort: boolean): Promise<numb
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGUSR1', () => gh.reopenLog());
+    // Whatever the file holds, a reload never stops the process: anything that goes wrong is
+    // logged as "reload refused" and the running config stays.
     process.on('SIGHUP', () => {
-      void validateFile(file).then((next) => {
-        if (!next.config) {
-          for (const e of next.errors) say(`reload refused: ${formatError(e)}`);
-          return;
-        }
+      void (async () => {
         try {
+          const next = await validateFile(file);
+          if (!next.config) {
+            for (const e of next.errors) say(`reload refused: ${formatError(e)}`);
+            return;
+          }
           gh.reload(next.config);
           say(`reloaded ${file}`);
         } catch (err) {
-          // A file the new config names cannot be read: the running config stays.
-          say(`reload refused: ${(err as Error).message}`);
+          // e.g. a file the new config names cannot be read.
+          say(`reload refused: ${err instanceof Error ? err.message : String(err)}`);
         }
-      });
+      })();
     });
   });
 }

@@ -136,3 +136,51 @@ test('SIGHUP reloads routes; a broken file is refused and the running config sta
   await a.close();
   await b.close();
 });
+
+// "Billion laughs": a few lines whose aliases would expand to 9^5 values.
+const aliasBomb = `a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+`;
+const bombError = (file: string) =>
+  `${file}:2: (file): excessive alias count: the aliases (*name) here expand to more than 100 values, as in a "billion laughs" attack; write the values out`;
+
+test('validate: a YAML alias bomb is one plain error and exit 1, no stack trace', async () => {
+  const file = await configFile(aliasBomb);
+  const r = await runGatehouse(['validate', '-c', file]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `${bombError(file)}\n1 error in ${file}\n`);
+  assert.doesNotMatch(r.stderr, /at .*\(|Error:/, 'no stack trace');
+});
+
+test('SIGHUP with an alias bomb in the file: reload refused, still alive and serving', async () => {
+  const a = await origin((_q, s) => s.end('a'));
+  const file = await configFile(minimal(a.url));
+  const p = spawnGatehouse(['run', '-c', file]);
+  try {
+    const url = await listenerUrl(p);
+    assert.equal((await send(url)).body, 'a');
+    await writeFile(file, aliasBomb);
+    p.child.kill('SIGHUP');
+    while (!/reload refused/.test(p.stderr)) {
+      assert.equal(p.child.exitCode, null, `still running: ${p.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.match(
+      p.stderr,
+      new RegExp(`reload refused: ${bombError(file).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(p.child.exitCode, null, 'still running');
+    assert.equal(p.child.signalCode, null);
+    assert.equal((await send(url)).body, 'a', 'still serving the running config');
+    assert.doesNotMatch(p.stderr, /at .*\(/, 'no stack trace');
+  } finally {
+    if (p.child.exitCode === null) p.child.kill('SIGTERM');
+    await p.exited;
+    await a.close();
+  }
+});

@@ -1,6 +1,8 @@
 // Reads a YAML or JSON config file, keeping where every value came from, so that every error can be
 // reported as `file:line: key: reason`. `${NAME}` and `${NAME:-default}` are replaced from the
-// environment; `$${` writes a literal `${`.
+// environment; `$${` writes a literal `${`. Whatever the text holds, the answer is a value or a list
+// of errors, never an exception: aliases are limited (a "billion laughs" file is an error), and any
+// other failure while reading becomes an error at line 1.
 import { readFile } from 'node:fs/promises';
 import {
   isMap,
@@ -40,6 +42,9 @@ export interface Loaded {
   errors: ConfigError[];
 }
 
+/** Values that aliases (`*name`) may add in all; past it the file is refused, not expanded. */
+const MAX_ALIAS_COUNT = 100;
+
 const ENV_RE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const WHOLE_ENV_RE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$/;
 
@@ -66,7 +71,24 @@ export async function loadFile(file: string, env: NodeJS.ProcessEnv = process.en
   return loadText(text, file, env);
 }
 
+/** A load that failed as a whole, with one error. */
+function refused(file: string, line: number, column: number, reason: string): Loaded {
+  return {
+    value: undefined,
+    source: { file, locate: () => ({ line: 1, column: 1 }) },
+    errors: [{ file, line, column, key: '', reason }],
+  };
+}
+
 export function loadText(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Loaded {
+  try {
+    return parseText(text, file, env);
+  } catch (e) {
+    return refused(file, 1, 1, `cannot read this file: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function parseText(text: string, file: string, env: NodeJS.ProcessEnv): Loaded {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false, merge: false });
   const errors: ConfigError[] = [];
@@ -146,7 +168,28 @@ export function loadText(text: string, file: string, env: NodeJS.ProcessEnv = pr
       return at(node?.range?.[0] ?? 0);
     },
   };
-  return { value: doc.toJS({ maxAliasCount: 100 }), source, errors };
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    // yaml's "Excessive alias count indicates a resource exhaustion attack".
+    if (!(e instanceof ReferenceError && /alias/i.test(e.message))) throw e;
+    let first: Node | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        first = node;
+        return visit.BREAK;
+      },
+    });
+    const { line, column } = at(first?.range?.[0] ?? 0);
+    return refused(
+      file,
+      line,
+      column,
+      `excessive alias count: the aliases (*name) here expand to more than ${MAX_ALIAS_COUNT} values, as in a "billion laughs" attack; write the values out`,
+    );
+  }
+  return { value, source, errors };
 }
 
 function safeScalar(text: string): unknown {

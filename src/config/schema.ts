@@ -2,22 +2,39 @@
 // gatehouse.schema.json for editors (z.toJSONSchema, input side). Durations and sizes are strings in
 // the file and numbers (ms, bytes) after parsing, so the runtime never parses units.
 import { z } from 'zod';
-import { DURATION_RE, parseAddress, parseDuration, parseSize, SIZE_RE } from './units.ts';
+import {
+  DURATION_RE,
+  parseAddress,
+  parseCidr,
+  parseDuration,
+  parseSize,
+  SIZE_RE,
+  userRegexProblem,
+} from './units.ts';
 
 const DURATION_MSG = 'expected a duration such as 500ms, 5s, 1m or 2h';
 const SIZE_MSG = 'expected a size such as 512b, 32kb, 10mb or 1gb';
 
+// Descriptions (`.meta({ description })`) reach gatehouse.schema.json, where editors show them;
+// docs/configuration.md says the same at more length (test/config/docs-keys.test.ts keeps the two
+// in step). `reload` says what a reload (SIGHUP) does with a key: `hot` applies it at once,
+// `restart` keeps the running value until the next start (src/config/reloadable.ts). Every
+// top-level key says which; nested keys take their parent's unless they say otherwise.
+declare module 'zod' {
+  interface GlobalMeta {
+    reload?: 'hot' | 'restart';
+  }
+}
+
 export const duration = z
   .string({ error: DURATION_MSG })
   .regex(new RegExp(`${DURATION_RE.source}|^0$`), DURATION_MSG)
-  .transform((s) => parseDuration(s) as number)
-  .meta({ description: 'A duration: a number followed by ms, s, m or h.' });
+  .transform((s) => parseDuration(s) as number);
 
 export const size = z
   .string({ error: SIZE_MSG })
   .regex(new RegExp(`${SIZE_RE.source}|^0$`, 'i'), SIZE_MSG)
-  .transform((s) => parseSize(s) as number)
-  .meta({ description: 'A size: a number followed by b, kb, mb or gb (binary multiples).' });
+  .transform((s) => parseSize(s) as number);
 
 export const address = z
   .string({ error: 'expected an address such as 127.0.0.1:8080, [::1]:8080 or :8080' })
@@ -35,124 +52,220 @@ const name = z
 
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
 
+/** An IP address or a CIDR block, checked by node:net (see parseCidr). */
+const cidr = z
+  .string()
+  .refine((s) => parseCidr(s) !== undefined, 'expected an IP address or CIDR such as 10.0.0.0/8 or ::1');
+const cidrList = z.array(cidr);
+
+/** A user regex: it must compile for V8's linear-time engine, which is what the router runs it on. */
+const userRegex = z.string().superRefine((s, ctx) => {
+  const problem = userRegexProblem(s);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: s });
+});
+
 // ---------------------------------------------------------------- listeners
 const listenerTls = z.strictObject({
-  /** Certificates chosen by SNI from the names in each one's subjectAltName; the first is the default. */
   certificates: z
-    .array(z.strictObject({ certFile: z.string(), keyFile: z.string() }))
-    .min(1, 'a TLS listener needs at least one certificate'),
-  /** Oldest protocol accepted: TLS 1.2 (default) or 1.3. */
-  minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).prefault('TLSv1.2'),
-  /** Offer HTTP/2 by ALPN (h2, then http/1.1). */
-  http2: z.boolean().prefault(true),
-  /** Staple OCSP answers for certificates that name a responder (their file must hold the issuer too). */
-  ocspStapling: z.boolean().prefault(true),
-  /** Re-read certificate and key files when they change, checked this often; 0 turns it off. */
-  reloadInterval: duration.prefault('5s'),
-  /** Strict-Transport-Security on every response: max-age in seconds (e.g. 31536000), or off. */
+    .array(
+      z.strictObject({
+        certFile: z
+          .string()
+          .meta({ description: 'Certificate in PEM; the file may hold the chain after the leaf.' }),
+        keyFile: z.string().meta({ description: 'Private key of the certificate, in PEM.' }),
+      }),
+    )
+    .min(1, 'a TLS listener needs at least one certificate')
+    .meta({
+      description:
+        'Certificates chosen by SNI from the names in each one’s subjectAltName; the first is the default.',
+    }),
+  minVersion: z
+    .enum(['TLSv1.2', 'TLSv1.3'])
+    .prefault('TLSv1.2')
+    .meta({ description: 'Oldest protocol version accepted: TLSv1.2 or TLSv1.3.' }),
+  http2: z.boolean().prefault(true).meta({ description: 'Offer HTTP/2 by ALPN (h2, then http/1.1).' }),
+  ocspStapling: z.boolean().prefault(true).meta({
+    description:
+      'Staple OCSP answers for certificates that name a responder (the file must hold the issuer after the leaf).',
+  }),
+  reloadInterval: duration.prefault('5s').meta({
+    description: 'How often certificate and key files are checked for changes and re-read; 0 turns it off.',
+  }),
   hsts: z
     .strictObject({
-      maxAge: z.number().int().min(0),
-      includeSubDomains: z.boolean().prefault(false),
-      preload: z.boolean().prefault(false),
+      maxAge: z.number().int().min(0).meta({ description: 'max-age in seconds, e.g. 31536000 (a year).' }),
+      includeSubDomains: z
+        .boolean()
+        .prefault(false)
+        .meta({ description: 'Add includeSubDomains: the policy covers every subdomain too.' }),
+      preload: z
+        .boolean()
+        .prefault(false)
+        .meta({ description: 'Add preload, for browsers’ built-in HSTS lists.' }),
     })
-    .optional(),
-  /** Client certificates (mTLS): ask for one, or refuse the handshake without a valid one. */
+    .optional()
+    .meta({ description: 'Strict-Transport-Security on every response of this listener; off without it.' }),
   clientAuth: z
     .strictObject({
-      mode: z.enum(['request', 'require']).prefault('require'),
-      /** CA certificates (PEM) that client certificates must chain to. */
-      caFile: z.string(),
-      /** Headers sent upstream with the verified certificate's details; any the client sent are removed. */
+      mode: z.enum(['request', 'require']).prefault('require').meta({
+        description:
+          'require: refuse the handshake without a valid client certificate; request: ask for one, and let clients without one through.',
+      }),
+      caFile: z
+        .string()
+        .meta({ description: 'CA certificates (PEM) that client certificates must chain to.' }),
       headers: z
         .strictObject({
-          subject: headerName.prefault('x-client-cert-subject'),
-          fingerprint: headerName.prefault('x-client-cert-sha256'),
-          verified: headerName.prefault('x-client-cert-verified'),
+          subject: headerName
+            .prefault('x-client-cert-subject')
+            .meta({ description: 'Header carrying the verified certificate’s subject.' }),
+          fingerprint: headerName
+            .prefault('x-client-cert-sha256')
+            .meta({ description: 'Header carrying the certificate’s SHA-256 fingerprint.' }),
+          verified: headerName
+            .prefault('x-client-cert-verified')
+            .meta({ description: 'Header saying whether a certificate was presented and verified.' }),
         })
-        .prefault({}),
+        .prefault({})
+        .meta({
+          description:
+            'Headers sent upstream with the verified certificate’s details; any the client sent are removed.',
+        }),
     })
-    .optional(),
-  passthrough: z.boolean().optional(),
+    .optional()
+    .meta({
+      description: 'Client certificates (mTLS): ask for one, or refuse the handshake without a valid one.',
+    }),
 });
 
 export const listenerSchema = z.strictObject({
-  /** Referenced by `routes[].listeners`. */
-  name,
-  /** host:port; `:8080` is every interface, port 0 picks a free port (tests). */
-  address,
-  protocol: z.enum(['http', 'tcp']).prefault('http'),
-  tls: listenerTls.optional(),
-  /** Cleartext HTTP/2 (h2c) with prior knowledge, beside HTTP/1.1, on a listener without TLS. */
-  h2c: z.boolean().prefault(false),
-  /** Answer every request with a redirect to https:// (301 for GET/HEAD, 308 otherwise). */
+  name: name.meta({ description: 'The listener’s name, referenced by routes[].listeners.' }),
+  address: address.meta({
+    description:
+      'host:port. 0.0.0.0:8080 is every IPv4 interface, [::]:8080 every interface, :8080 the same as 0.0.0.0:8080; port 0 picks a free port.',
+  }),
+  protocol: z
+    .enum(['http'])
+    .prefault('http')
+    .meta({ description: 'http: HTTP/1.1, and HTTP/2 by ALPN or h2c. The only protocol for now.' }),
+  tls: listenerTls.optional().meta({ description: 'TLS termination; the listener speaks HTTPS.' }),
+  h2c: z.boolean().prefault(false).meta({
+    description: 'Cleartext HTTP/2 (h2c) with prior knowledge, beside HTTP/1.1, on a listener without TLS.',
+  }),
   redirectToHttps: z
     .strictObject({
-      /** The HTTPS port to send clients to; 443 is left out of the URL. */
-      port: z.number().int().min(1).max(65535).prefault(443),
+      port: z
+        .number()
+        .int()
+        .min(1)
+        .max(65535)
+        .prefault(443)
+        .meta({ description: 'The HTTPS port to send clients to; 443 is left out of the URL.' }),
     })
-    .optional(),
-  /** Peers whose X-Forwarded-* / Forwarded headers are believed (CIDRs or addresses). Overrides forwarding.trustedProxies. */
-  trustedProxies: z.array(z.string()).optional(),
-  /** HTTP/2 limits per connection. */
+    .optional()
+    .meta({
+      description: 'Answer every request with a redirect to https:// (301 for GET/HEAD, 308 otherwise).',
+    }),
+  trustedProxies: cidrList.optional().meta({
+    description:
+      'Peers whose X-Forwarded-* and Forwarded headers are believed (addresses or CIDRs). Overrides forwarding.trustedProxies for this listener.',
+  }),
   http2Limits: z
     .strictObject({
-      maxConcurrentStreams: z.number().int().min(1).prefault(100),
-      /** Stream resets a client may send: a burst, then a rate per second (CVE-2023-44487, rapid reset). */
-      resetBurst: z.number().int().min(1).prefault(200),
-      resetRate: z.number().int().min(1).prefault(50),
+      maxConcurrentStreams: z
+        .number()
+        .int()
+        .min(1)
+        .prefault(100)
+        .meta({ description: 'Streams a client may have open at once on one connection.' }),
+      resetBurst: z.number().int().min(1).prefault(200).meta({
+        description: 'Stream resets a client may send in a burst (rapid-reset protection, CVE-2023-44487).',
+      }),
+      resetRate: z
+        .number()
+        .int()
+        .min(1)
+        .prefault(50)
+        .meta({ description: 'Stream resets per second a client may keep sending after the burst.' }),
     })
-    .prefault({}),
+    .prefault({})
+    .meta({ description: 'Limits per HTTP/2 connection.' }),
 });
 
 // ---------------------------------------------------------------- middlewares
 export const rateLimitSchema = z.strictObject({
-  /** Tokens added per `per`. */
-  rate: z.number().positive(),
-  per: duration.prefault('1s'),
-  /** Bucket size: how many requests may arrive at once above the steady rate. Default: rate. */
-  burst: z.number().int().nonnegative().optional(),
-  /** What one bucket counts: the client address, a request header (`header:x-api-key`), or the route as a whole. */
+  rate: z.number().positive().meta({ description: 'Tokens added per `per`: the steady rate of requests.' }),
+  per: duration.prefault('1s').meta({ description: 'The period of rate.' }),
+  burst: z.number().int().nonnegative().optional().meta({
+    description:
+      'Bucket size: how many requests may arrive at once above the steady rate. Default: rate (rounded up).',
+  }),
   key: z
     .string()
     .regex(
       /^(clientIp|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/,
       'expected clientIp, route or header:<name>',
     )
-    .prefault('clientIp'),
-  /** Buckets kept at most; the least recently used are dropped beyond it. */
-  maxKeys: z.number().int().positive().prefault(100_000),
+    .prefault('clientIp')
+    .meta({
+      description:
+        'What one bucket counts: clientIp, route (every client together), or a request header (header:x-api-key).',
+    }),
+  maxKeys: z
+    .number()
+    .int()
+    .positive()
+    .prefault(100_000)
+    .meta({ description: 'Buckets kept at most; the least recently used are dropped beyond it.' }),
 });
 
 const headerOps = z.strictObject({
-  set: z.record(headerName, z.string()).optional(),
-  add: z.record(headerName, z.string()).optional(),
-  remove: z.array(headerName).optional(),
+  set: z
+    .record(headerName, z.string())
+    .optional()
+    .meta({ description: 'Header → value, replacing any value it had.' }),
+  add: z
+    .record(headerName, z.string())
+    .optional()
+    .meta({ description: 'Header → value, added beside any value it had.' }),
+  remove: z.array(headerName).optional().meta({ description: 'Headers to remove.' }),
 });
 
 export const headersSchema = z.strictObject({
-  /** Applied to the request sent upstream. */
-  request: headerOps.optional(),
-  /** Applied to the response sent to the client. */
-  response: headerOps.optional(),
+  request: headerOps
+    .optional()
+    .meta({ description: 'Changes to the request sent upstream (after the forwarding headers are set).' }),
+  response: headerOps.optional().meta({ description: 'Changes to the response sent to the client.' }),
 });
 
 export const ipFilterSchema = z.strictObject({
-  allow: z.array(z.string()).optional(),
-  deny: z.array(z.string()).optional(),
+  allow: cidrList
+    .optional()
+    .meta({ description: 'Addresses or CIDRs let through; anything else gets 403 forbidden.' }),
+  deny: cidrList
+    .optional()
+    .meta({ description: 'Addresses or CIDRs that get 403 forbidden; deny wins over allow.' }),
 });
 
 export const MIDDLEWARE_KINDS = ['rateLimit', 'headers', 'ipFilter'] as const;
 
 export const middlewareSchema = z
   .strictObject({
-    rateLimit: rateLimitSchema.optional(),
-    headers: headersSchema.optional(),
-    ipFilter: ipFilterSchema.optional(),
+    rateLimit: rateLimitSchema
+      .optional()
+      .meta({ description: 'Token bucket per process; a refused request gets 429 rate_limited.' }),
+    headers: headersSchema
+      .optional()
+      .meta({ description: 'Set, add or remove request and response headers.' }),
+    ipFilter: ipFilterSchema
+      .optional()
+      .meta({ description: 'Allow or deny by client address (after trusted-proxy resolution).' }),
   })
   .refine((m) => Object.keys(m).length === 1, {
     message: `a middleware has exactly one kind: ${MIDDLEWARE_KINDS.join(', ')}`,
-  });
+  })
+  .meta({ description: 'A middleware: exactly one of rateLimit, headers, ipFilter.' });
 
 // ---------------------------------------------------------------- routes
 const stringList = z
@@ -160,41 +273,77 @@ const stringList = z
   .transform((v) => (Array.isArray(v) ? v : [v]));
 
 export const matchSchema = z.strictObject({
-  /** Exact names or `*.example.com` (any depth of subdomain); case-insensitive, port ignored. */
-  hosts: stringList.optional(),
-  /** TLS server names (SNI) the client asked for: exact or `*.` wildcards; only TLS listeners have one. */
-  sni: stringList.optional(),
-  /** Exact path. */
-  path: z.string().startsWith('/', 'a path starts with "/"').optional(),
-  /** Prefix on a segment boundary: `/api` matches /api and /api/x, not /apix. */
-  pathPrefix: z.string().startsWith('/', 'a path prefix starts with "/"').optional(),
-  /** A regular expression tested against the path (no backreferences or lookarounds). */
-  pathRegex: z.string().optional(),
+  hosts: stringList.optional().meta({
+    description:
+      'A name or a list: exact (api.example.com) or *.example.com (any subdomain at any depth, not example.com itself). Case-insensitive; the port is ignored. Default: any host.',
+  }),
+  sni: stringList.optional().meta({
+    description:
+      'TLS server names (SNI) the client asked for: exact or *. wildcards. Only requests on TLS listeners have one.',
+  }),
+  path: z.string().startsWith('/', 'a path starts with "/"').optional().meta({ description: 'Exact path.' }),
+  pathPrefix: z.string().startsWith('/', 'a path prefix starts with "/"').optional().meta({
+    description:
+      'Prefix on a segment boundary: /api matches /api and /api/x, never /apix. No path condition is the prefix /.',
+  }),
+  pathRegex: userRegex.optional().meta({
+    description:
+      'A regular expression tested against the path. It must run on V8’s linear-time engine: no backreferences, lookaheads, modifier groups or counted repeats above 16.',
+  }),
   methods: z
     .array(z.string().regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET'))
     .min(1)
-    .optional(),
-  /** Header name → exact value, or `*` for "present". */
-  headers: z.record(headerName, z.string()).optional(),
-  /** Query parameter → exact value, or `*` for "present". */
-  query: z.record(z.string(), z.string()).optional(),
+    .optional()
+    .meta({ description: 'Methods, upper case, e.g. [GET, HEAD]. Default: any method.' }),
+  headers: z
+    .record(headerName, z.string())
+    .optional()
+    .meta({ description: 'Header → exact value, or "*" for present. All must match.' }),
+  query: z
+    .record(z.string(), z.string())
+    .optional()
+    .meta({ description: 'Query parameter → exact value, or "*" for present. All must match.' }),
 });
 
 export const routeSchema = z.strictObject({
-  name,
-  /** Listener names; default: every HTTP listener. */
-  listeners: z.array(z.string()).min(1).optional(),
-  match: matchSchema.prefault({}),
-  /** Higher is tried first; ties are broken by specificity, then by order in the file. */
-  priority: z.number().int().prefault(0),
-  /** Remove the matched pathPrefix before forwarding. */
-  stripPrefix: z.boolean().prefault(false),
-  /** Regex rewrite of the path (query kept); `$1` in replacement refers to a capture group. */
-  rewrite: z.strictObject({ regex: z.string(), replacement: z.string() }).optional(),
-  middlewares: z.array(z.string()).prefault([]),
-  upstream: z.string({ error: 'every route names an upstream' }),
-  /** Overrides limits.maxRequestBody for this route. */
-  maxRequestBody: size.optional(),
+  name: name.meta({ description: 'Unique; shown in the access log and by gatehouse explain.' }),
+  listeners: z
+    .array(z.string())
+    .min(1)
+    .optional()
+    .meta({ description: 'Names of the listeners this route is served on. Default: every listener.' }),
+  match: matchSchema
+    .prefault({})
+    .meta({ description: 'Conditions a request must meet, all of them; none matches every request.' }),
+  priority: z.number().int().prefault(0).meta({
+    description: 'Higher is tried first; ties are broken by specificity, then by order in the file.',
+  }),
+  stripPrefix: z.boolean().prefault(false).meta({
+    description:
+      'Remove the matched pathPrefix before forwarding (/api/users → /users). Needs match.pathPrefix.',
+  }),
+  allowEncodedSlashes: z.boolean().prefault(false).meta({
+    description:
+      'Forward paths holding an encoded slash (%2F) or backslash (%5C) as sent, for origins that need them. Off: such requests get 400, so an origin that decodes them cannot be led outside the matched prefix.',
+  }),
+  rewrite: z
+    .strictObject({
+      regex: userRegex.meta({
+        description: 'Regular expression on the path, under the same linear-time rules as match.pathRegex.',
+      }),
+      replacement: z.string().meta({ description: 'The new path; $1 refers to the first capture group.' }),
+    })
+    .optional()
+    .meta({ description: 'Rewrite the path after stripPrefix, by regex; the query is kept.' }),
+  middlewares: z.array(z.string()).prefault([]).meta({
+    description: 'Names from middlewares, applied in this order to requests (reverse order to responses).',
+  }),
+  upstream: z
+    .string({ error: 'every route names an upstream' })
+    .meta({ description: 'Name from upstreams.' }),
+  maxRequestBody: size
+    .optional()
+    .meta({ description: 'Body size limit for this route. Default: limits.maxRequestBody.' }),
 });
 
 // ---------------------------------------------------------------- upstreams
@@ -207,12 +356,25 @@ const targetSchema = z.strictObject({
     .refine(
       (u) => !URL.canParse(u) || ['http:', 'https:', 'h2c:'].includes(new URL(u).protocol),
       'a target is http://, https:// or h2c:// (cleartext HTTP/2)',
-    ),
-  weight: z.number().int().min(1).max(1000).prefault(1),
-  /** Used only while every primary (non-backup) target is unavailable. */
-  backup: z.boolean().prefault(false),
-  /** Takes no new requests; requests already on it finish. Health checks keep running. */
-  drain: z.boolean().prefault(false),
+    )
+    .meta({
+      description:
+        'http://host:port, https://host:port or h2c://host:port (cleartext HTTP/2), without a path.',
+    }),
+  weight: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .prefault(1)
+    .meta({ description: 'Share of requests relative to the other targets, 1–1000.' }),
+  backup: z
+    .boolean()
+    .prefault(false)
+    .meta({ description: 'Used only while every primary (non-backup) target is unavailable.' }),
+  drain: z.boolean().prefault(false).meta({
+    description: 'Takes no new requests; requests already on it finish. Health checks keep running.',
+  }),
 });
 
 const STATUS_MSG = 'expected a status such as 503, a range "500-504" or a class "5xx"';
@@ -230,71 +392,117 @@ const statusPattern = z
 const statusList = z.array(statusPattern);
 
 export const healthCheckSchema = z.strictObject({
-  /** `http` sends a request and checks the answer; `tcp` only opens a connection. */
-  type: z.enum(['http', 'tcp']).prefault('http'),
+  type: z.enum(['http', 'tcp']).prefault('http').meta({
+    description:
+      'http sends a request on a connection of its own (never queued behind traffic); tcp only opens a connection.',
+  }),
   method: z
     .string()
     .regex(/^[A-Z]+$/, 'methods are upper case, e.g. GET')
-    .prefault('GET'),
-  path: z.string().startsWith('/').prefault('/'),
-  /** Probe this port instead of the target's (a separate health port). */
-  port: z.number().int().min(1).max(65535).optional(),
-  /** Sent with every probe; `Host` here overrides the target's host:port. */
-  headers: z.record(headerName, z.string()).prefault({}),
-  interval: duration.prefault('5s'),
-  timeout: duration.prefault('2s'),
-  healthyAfter: z.number().int().min(1).prefault(2),
-  unhealthyAfter: z.number().int().min(1).prefault(2),
-  /** Expected statuses: 2xx and 3xx by default. */
-  expectStatus: statusList.prefault(['2xx', '3xx']),
-  /** A regular expression the first 64 KiB of the body must match. */
-  expectBody: z.string().optional(),
+    .prefault('GET')
+    .meta({ description: 'HTTP method of the probe.' }),
+  path: z.string().startsWith('/').prefault('/').meta({ description: 'Path of the probe.' }),
+  port: z
+    .number()
+    .int()
+    .min(1)
+    .max(65535)
+    .optional()
+    .meta({ description: 'Probe this port instead of the target’s (a separate health port).' }),
+  headers: z
+    .record(headerName, z.string())
+    .prefault({})
+    .meta({ description: 'Sent with every probe; Host here replaces the target’s host:port.' }),
+  interval: duration.prefault('5s').meta({ description: 'Time between probes (plus up to 10% jitter).' }),
+  timeout: duration.prefault('2s').meta({ description: 'A probe slower than this fails.' }),
+  healthyAfter: z.number().int().min(1).prefault(2).meta({
+    description: 'Consecutive successes that bring a down target back (and end an ejection early).',
+  }),
+  unhealthyAfter: z
+    .number()
+    .int()
+    .min(1)
+    .prefault(2)
+    .meta({ description: 'Consecutive failures that take a target out.' }),
+  expectStatus: statusList
+    .prefault(['2xx', '3xx'])
+    .meta({ description: 'Statuses that count as healthy: 200, "200-299" or 2xx.' }),
+  expectBody: userRegex.optional().meta({
+    description:
+      'A regular expression the first 64 KiB of the body must match, under the same linear-time rules as match.pathRegex.',
+  }),
 });
 
 export const outlierDetectionSchema = z.strictObject({
-  enabled: z.boolean().prefault(true),
-  /** Consecutive failures (connect failures, resets, timeouts, `statuses`) that eject a target. */
-  consecutiveFailures: z.number().int().min(1).prefault(5),
-  /** Response statuses counted as failures. */
-  statuses: statusList.prefault(['502-504']),
-  /** The first ejection lasts this long; each further one of the same target one more of it. */
-  baseEjectionTime: duration.prefault('30s'),
-  maxEjectionTime: duration.prefault('5m'),
-  /** At most this share of an upstream's targets is ejected at once (at least one when it has two or more). */
-  maxEjectionPercent: z.number().int().min(0).max(100).prefault(50),
+  enabled: z
+    .boolean()
+    .prefault(true)
+    .meta({ description: 'Passive health: real traffic ejects targets that keep failing.' }),
+  consecutiveFailures: z.number().int().min(1).prefault(5).meta({
+    description:
+      'Consecutive failed tries (connect failure, reset, timeout, or a status in statuses) that eject a target.',
+  }),
+  statuses: statusList.prefault(['502-504']).meta({ description: 'Response statuses counted as failures.' }),
+  baseEjectionTime: duration.prefault('30s').meta({
+    description:
+      'The first ejection lasts this long, the second twice as long, and so on; forgiven after maxEjectionTime without one.',
+  }),
+  maxEjectionTime: duration.prefault('5m').meta({ description: 'Longest ejection.' }),
+  maxEjectionPercent: z.number().int().min(0).max(100).prefault(50).meta({
+    description:
+      'At most this share of the upstream’s targets is ejected at once (at least one when it has two or more).',
+  }),
 });
 
 export const RETRY_ON = ['connect-failure', 'reset', 'timeout'] as const;
 
 export const retrySchema = z.strictObject({
-  /** Tries in all, the first included; each retry goes to a target not tried yet. 1 turns retries off. */
-  attempts: z.number().int().min(1).max(10).prefault(3),
-  /** Failures that are retried (connect-failure: nothing reached the target). */
-  on: z.array(z.enum(RETRY_ON)).prefault(['connect-failure', 'reset', 'timeout']),
-  /** Response statuses that are retried (the response is discarded unless it is the last try). */
-  statuses: statusList.prefault([]),
-  /** Also retry POST, PATCH and other non-idempotent methods after a reset, timeout or status. */
-  nonIdempotent: z.boolean().prefault(false),
-  /** How long one try may wait for response headers. Default: timeouts.response. */
-  perTryTimeout: duration.optional(),
-  /**
-   * Over the last `window`, retries at most `percent` of the upstream's requests, or `minRetries`
-   * when that is more. Connect failures are not counted: nothing reached a target.
-   */
+  attempts: z.number().int().min(1).max(10).prefault(3).meta({
+    description:
+      'Tries in all, the first included; each retry goes to a target not tried yet. 1 turns retries off.',
+  }),
+  on: z.array(z.enum(RETRY_ON)).prefault(['connect-failure', 'reset', 'timeout']).meta({
+    description:
+      'Failures that are retried: connect-failure (nothing reached the target), reset (closed before any response byte), timeout (no response headers within perTryTimeout).',
+  }),
+  statuses: statusList.prefault([]).meta({
+    description: 'Response statuses that are retried; the response is dropped unless it is the last try.',
+  }),
+  nonIdempotent: z.boolean().prefault(false).meta({
+    description: 'Also retry POST, PATCH and other non-idempotent methods after a reset, timeout or status.',
+  }),
+  perTryTimeout: duration.optional().meta({
+    description:
+      'How long one try may wait for response headers; at most timeouts.response. Default: timeouts.response.',
+  }),
   budget: z
     .strictObject({
-      percent: z.number().min(0).max(100).prefault(20),
-      minRetries: z.number().int().min(0).prefault(10),
-      window: duration.prefault('10s'),
+      percent: z.number().min(0).max(100).prefault(20).meta({
+        description: 'Retries at most this share of the upstream’s requests over the window...',
+      }),
+      minRetries: z
+        .number()
+        .int()
+        .min(0)
+        .prefault(10)
+        .meta({ description: '...or this many, when that is more.' }),
+      window: duration.prefault('10s').meta({ description: 'The sliding window of the budget.' }),
     })
-    .prefault({}),
+    .prefault({})
+    .meta({
+      description:
+        'Caps retries so they cannot multiply an outage. Connect failures are not counted: nothing reached a target.',
+    }),
 });
 
 export const circuitBreakerSchema = z.strictObject({
-  /** Requests waiting for a free connection, at most; more get a fast 503 (upstream_overflow). */
-  maxPending: z.number().int().min(0).prefault(1024),
-  /** Requests in flight to the upstream at most (default: no limit beyond connections + pending). */
-  maxRequests: z.number().int().min(1).optional(),
+  maxPending: z.number().int().min(0).prefault(1024).meta({
+    description: 'Requests waiting for a free connection, at most; more get a fast 503 upstream_overflow.',
+  }),
+  maxRequests: z.number().int().min(1).optional().meta({
+    description:
+      'Requests in flight to the upstream at most; more get 503 upstream_overflow. Default: no limit beyond connections and pending.',
+  }),
 });
 
 export const hashKeySchema = z
@@ -304,75 +512,131 @@ export const hashKeySchema = z
     'expected path, clientIp, header:<name>, cookie:<name> or query:<name>',
   );
 
-export const upstreamSchema = z.strictObject({
-  loadBalancer: z.enum(BALANCERS).prefault('roundRobin'),
-  /** What consistentHash hashes (default path). */
-  hashKey: hashKeySchema.optional(),
-  targets: z.array(targetSchema).min(1, 'an upstream needs at least one target'),
-  /** Open connections to one target at most (requests beyond it wait in the pool's queue). */
-  maxConnectionsPerTarget: z.number().int().positive().prefault(256),
-  /** Send the client's Host header upstream (true) or the target's host:port (false). */
-  passHostHeader: z.boolean().prefault(true),
-  timeouts: z
-    .strictObject({
-      connect: duration.prefault('5s'),
-      /** From the request sent to the response headers received, over all tries together. */
-      response: duration.prefault('60s'),
-      /** Longest silence while the response body streams; 0 turns it off. */
-      idle: duration.prefault('60s'),
-      /** How long an unused pooled connection stays open. */
-      keepAlive: duration.prefault('4s'),
-      /** A WebSocket with no traffic either way for this long is closed; 0 turns it off. */
-      tunnelIdle: duration.prefault('5m'),
-      /** A WebSocket is closed after this long whatever its traffic; 0 (default) is no limit. */
-      tunnelMaxLifetime: duration.prefault('0s'),
-    })
-    .prefault({}),
-  /** For https:// targets: whom to trust, the name to verify, a client certificate (mTLS to the upstream). */
-  tls: z
-    .strictObject({
-      /** CA certificates (PEM) to verify targets against; default: the system store. */
-      caFile: z.string().optional(),
-      /** The name sent by SNI and verified in the certificate; default: the target's host. */
-      servername: z.string().optional(),
-      /** A client certificate and key (PEM) for upstreams that require mTLS. */
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-      /** Do not verify the target's certificate. Only for testing: anyone on the path can read and change the traffic. */
-      insecureSkipVerify: z.boolean().prefault(false),
-    })
-    .prefault({}),
-  /** Offer HTTP/2 to https:// targets by ALPN (they may still answer HTTP/1.1). */
-  http2: z.boolean().prefault(true),
-  healthCheck: healthCheckSchema.optional(),
-  outlierDetection: outlierDetectionSchema.prefault({}),
-  retry: retrySchema.prefault({}),
-  circuitBreaker: circuitBreakerSchema.prefault({}),
-  /** A recovered or added target's weight ramps from 10% to 100% over this window; 0 turns it off. */
-  slowStart: duration.prefault('0s'),
-});
+export const upstreamSchema = z
+  .strictObject({
+    loadBalancer: z
+      .enum(BALANCERS)
+      .prefault('roundRobin')
+      .meta({ description: 'How a target is chosen for each request.' }),
+    hashKey: hashKeySchema.optional().meta({
+      description:
+        'What consistentHash hashes: path, clientIp, header:<name>, cookie:<name> or query:<name>. Default: path.',
+    }),
+    targets: z
+      .array(targetSchema)
+      .min(1, 'an upstream needs at least one target')
+      .meta({ description: 'The servers that take the requests.' }),
+    maxConnectionsPerTarget: z.number().int().positive().prefault(256).meta({
+      description:
+        'Open connections to one target at most; requests beyond it wait (see circuitBreaker.maxPending).',
+    }),
+    passHostHeader: z.boolean().prefault(true).meta({
+      description: 'Send the client’s Host header upstream (true) or the target’s host:port (false).',
+    }),
+    timeouts: z
+      .strictObject({
+        connect: duration.prefault('5s').meta({
+          description: 'TCP connect; exceeded: 504 upstream_connect_timeout (after other targets).',
+        }),
+        response: duration.prefault('60s').meta({
+          description: 'From the request sent to the response headers received, over all tries together.',
+        }),
+        idle: duration
+          .prefault('60s')
+          .meta({ description: 'Longest silence while the response body streams; 0 turns it off.' }),
+        keepAlive: duration.prefault('4s').meta({
+          description: 'How long an unused pooled connection stays open; keep it below the target’s own.',
+        }),
+        tunnelIdle: duration.prefault('5m').meta({
+          description: 'A WebSocket with no traffic either way for this long is closed; 0 turns it off.',
+        }),
+        tunnelMaxLifetime: duration.prefault('0s').meta({
+          description: 'A WebSocket is closed after this long whatever its traffic; 0 is no limit.',
+        }),
+      })
+      .prefault({})
+      .meta({ description: 'Time limits on connections and requests to the targets.' }),
+    tls: z
+      .strictObject({
+        caFile: z.string().optional().meta({
+          description: 'CA certificates (PEM) to verify targets against. Default: the system store.',
+        }),
+        servername: z.string().optional().meta({
+          description: 'The name sent by SNI and verified in the certificate. Default: the target’s host.',
+        }),
+        certFile: z
+          .string()
+          .optional()
+          .meta({ description: 'Client certificate (PEM) for targets that require mTLS; with keyFile.' }),
+        keyFile: z.string().optional().meta({ description: 'Key of certFile (PEM).' }),
+        insecureSkipVerify: z.boolean().prefault(false).meta({
+          description:
+            'Do not verify the target’s certificate. Only for testing: anyone on the path can read and change the traffic.',
+        }),
+      })
+      .prefault({})
+      .meta({
+        description: 'For https:// targets: whom to trust, the name to verify, a client certificate.',
+      }),
+    http2: z.boolean().prefault(true).meta({
+      description:
+        'Offer HTTP/2 to https:// targets by ALPN (they may still answer HTTP/1.1); h2c:// always is.',
+    }),
+    healthCheck: healthCheckSchema.optional().meta({
+      description:
+        'Active checks, one probe loop per target. Without it targets are up unless outlier detection ejects them.',
+    }),
+    outlierDetection: outlierDetectionSchema
+      .prefault({})
+      .meta({ description: 'Passive health: eject targets that keep failing real requests.' }),
+    retry: retrySchema
+      .prefault({})
+      .meta({ description: 'Which failed tries are tried again, and how often.' }),
+    circuitBreaker: circuitBreakerSchema
+      .prefault({})
+      .meta({ description: 'Bounds on the requests queued and in flight, so overload fails fast.' }),
+    slowStart: duration.prefault('0s').meta({
+      description:
+        'A recovered or added target’s weight ramps from 10% to 100% over this window; 0 turns it off.',
+    }),
+  })
+  .meta({ description: 'An upstream: its targets and how requests reach them.' });
 
 // ---------------------------------------------------------------- top level
 export const limitsSchema = z.strictObject({
-  maxRequestBody: size.prefault('10mb'),
-  maxRequestHeaders: size.prefault('32kb'),
-  maxUriLength: size.prefault('8kb'),
-  headerTimeout: duration.prefault('10s'),
-  keepAliveTimeout: duration.prefault('60s'),
-  /** Longest silence while a request body is being received; 0 turns it off. */
-  bodyTimeout: duration.prefault('60s'),
+  maxRequestBody: size
+    .prefault('10mb')
+    .meta({ description: 'Larger request bodies get 413 body_too_large; a route may override it.' }),
+  maxRequestHeaders: size
+    .prefault('32kb')
+    .meta({ description: 'Request heads larger than this get 431 headers_too_large.' }),
+  maxUriLength: size.prefault('8kb').meta({ description: 'Longer request targets get 414 uri_too_long.' }),
+  headerTimeout: duration
+    .prefault('10s')
+    .meta({ description: 'A client must send its whole request head within this time, or gets 408.' }),
+  keepAliveTimeout: duration
+    .prefault('60s')
+    .meta({ description: 'An idle client connection is closed after this.' }),
+  bodyTimeout: duration
+    .prefault('60s')
+    .meta({ description: 'Longest silence while a request body is being received (408); 0 turns it off.' }),
 });
 
 export const forwardingSchema = z.strictObject({
-  /** Peers allowed to set X-Forwarded-For/-Proto/-Host and Forwarded (CIDRs or addresses). */
-  trustedProxies: z.array(z.string()).prefault([]),
-  /** Also send the RFC 7239 Forwarded header. */
-  forwarded: z.boolean().prefault(false),
-  /** The Via pseudonym; also used to detect loops (508). Default: gatehouse-<random>. */
+  trustedProxies: cidrList.prefault([]).meta({
+    description:
+      'Peers allowed to set X-Forwarded-For/-Proto/-Host and Forwarded (addresses or CIDRs); from anyone else these headers are replaced.',
+  }),
+  forwarded: z.boolean().prefault(false).meta({ description: 'Also send the RFC 7239 Forwarded header.' }),
   via: z
     .string()
     .regex(/^[A-Za-z0-9._-]+$/)
-    .optional(),
+    .optional()
+    .meta({
+      description:
+        'The Via pseudonym, also used to detect loops (508). Default: GATEHOUSE_VIA from the environment, else gatehouse-<random>.',
+      reload: 'restart',
+    }),
 });
 
 export const ACCESS_LOG_FIELDS = [
@@ -403,52 +667,108 @@ export const ACCESS_LOG_FIELDS = [
 ] as const;
 
 export const accessLogSchema = z.strictObject({
-  enabled: z.boolean().prefault(true),
-  /** `stdout`, `stderr` or a file path (appended; reopened on SIGUSR1). */
-  path: z.string().prefault('stdout'),
-  /** `json` (one object per line), `combined` (nginx's), or `template`. */
-  format: z.enum(['json', 'combined', 'template']).prefault('json'),
-  /** For json: the fields, in order. Default: time, requestId, listener, clientIp, method, host, path, protocol, status, bytes, route, upstream, target, attempts, upstreamMs, durationMs, traceId (when tracing), reason (on errors). */
-  fields: z.array(z.enum(ACCESS_LOG_FIELDS)).min(1).optional(),
-  /** For template: text with `$field` names, e.g. `$clientIp "$request" $status $durationMs rid=$requestId`. */
-  template: z.string().optional(),
+  enabled: z.boolean().prefault(true).meta({ description: 'Write one line per request.' }),
+  path: z.string().prefault('stdout').meta({
+    description: 'stdout, stderr or a file path (appended to; reopened on SIGUSR1 for log rotation).',
+  }),
+  format: z
+    .enum(['json', 'combined', 'template'])
+    .prefault('json')
+    .meta({ description: 'json (one object per line), combined (nginx’s), or template.' }),
+  fields: z.array(z.enum(ACCESS_LOG_FIELDS)).min(1).optional().meta({
+    description:
+      'For json: the fields, in order. Default: time, requestId, listener, clientIp, method, host, path, protocol, status, bytes, route, upstream, target, attempts, upstreamMs, durationMs, traceId (when tracing), reason (on errors).',
+  }),
+  template: z.string().optional().meta({
+    description:
+      'For template: text with $field names, e.g. $clientIp "$request" $status $durationMs rid=$requestId.',
+  }),
 });
 
 export const tracingSchema = z.strictObject({
-  /** OTLP/HTTP traces endpoint of the collector, e.g. http://127.0.0.1:4318/v1/traces. */
   endpoint: z
     .string()
-    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'expected an http(s) URL'),
-  serviceName: z.string().prefault('gatehouse'),
-  /** Share of new traces that are sampled; a request with a traceparent keeps its caller's decision. */
-  sampleRate: z.number().min(0).max(1).prefault(1),
-  /** Sent with every export (an API key for the collector, for example). */
-  headers: z.record(headerName, z.string()).prefault({}),
-  /** Spans per export at most. */
-  maxBatch: z.number().int().min(1).prefault(512),
-  /** Longest wait before an export. */
-  flushInterval: duration.prefault('1s'),
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'expected an http(s) URL')
+    .meta({
+      description: 'OTLP/HTTP traces endpoint of the collector, e.g. http://127.0.0.1:4318/v1/traces.',
+    }),
+  serviceName: z.string().prefault('gatehouse').meta({ description: 'service.name of the spans.' }),
+  sampleRate: z.number().min(0).max(1).prefault(1).meta({
+    description:
+      'Share of new traces that are sampled; a request with a traceparent keeps its caller’s decision.',
+  }),
+  headers: z
+    .record(headerName, z.string())
+    .prefault({})
+    .meta({ description: 'Sent with every export (a collector API key, for example).' }),
+  maxBatch: z.number().int().min(1).prefault(512).meta({ description: 'Spans per export at most.' }),
+  flushInterval: duration.prefault('1s').meta({ description: 'Longest wait before an export.' }),
 });
 
+export const ADMIN_TOKEN_MIN = 16;
+
 export const adminSchema = z.strictObject({
-  address: address.prefault('127.0.0.1:9901'),
-  token: z.string().optional(),
+  address: address.prefault('127.0.0.1:9901').meta({
+    description:
+      'Where the admin API listens. Keep it on loopback, or on a private network behind a firewall.',
+  }),
+  token: z
+    .string()
+    .refine(
+      (t) => t.replace(/\s/g, '').length >= ADMIN_TOKEN_MIN,
+      `too short: use at least ${ADMIN_TOKEN_MIN} characters other than spaces (e.g. openssl rand -hex 16)`,
+    )
+    .optional()
+    .meta({
+      description: `Required: every admin request carries it. At least ${ADMIN_TOKEN_MIN} characters other than spaces; write \${GATEHOUSE_ADMIN_TOKEN} to keep it out of the file.`,
+    }),
 });
 
 export const configSchema = z.strictObject({
-  $schema: z.string().optional(),
-  admin: adminSchema.optional(),
-  listeners: z.array(listenerSchema).min(1, 'at least one listener is needed'),
-  routes: z.array(routeSchema).prefault([]),
-  middlewares: z.record(name, middlewareSchema).prefault({}),
-  upstreams: z.record(name, upstreamSchema).prefault({}),
-  limits: limitsSchema.prefault({}),
-  forwarding: forwardingSchema.prefault({}),
-  accessLog: accessLogSchema.prefault({}),
-  /** OpenTelemetry tracing; off without this block. */
-  tracing: tracingSchema.optional(),
-  /** How long in-flight requests may take to finish after SIGTERM/SIGINT. */
-  shutdownGracePeriod: duration.prefault('10s'),
+  $schema: z
+    .string()
+    .optional()
+    .meta({ description: 'Ignored; lets a file name its JSON Schema for editors.', reload: 'hot' }),
+  admin: adminSchema.optional().meta({
+    description:
+      'The admin listener: JSON API, Prometheus /metrics and the dashboard. Off without this block.',
+    reload: 'restart',
+  }),
+  listeners: z
+    .array(listenerSchema)
+    .min(1, 'at least one listener is needed')
+    .meta({ description: 'Where Gatehouse accepts connections; at least one.', reload: 'restart' }),
+  routes: z.array(routeSchema).prefault([]).meta({
+    description: 'Tried in precedence order (docs/routing.md); the first match wins. No match: 404.',
+    reload: 'hot',
+  }),
+  middlewares: z
+    .record(name, middlewareSchema)
+    .prefault({})
+    .meta({ description: 'Named middlewares that routes refer to.', reload: 'hot' }),
+  upstreams: z
+    .record(name, upstreamSchema)
+    .prefault({})
+    .meta({ description: 'Named groups of targets that routes send requests to.', reload: 'hot' }),
+  limits: limitsSchema.prefault({}).meta({
+    description: 'Limits on client connections and requests, bound to the listeners’ sockets.',
+    reload: 'restart',
+  }),
+  forwarding: forwardingSchema.prefault({}).meta({
+    description: 'The X-Forwarded-*, Forwarded and Via headers: whom to believe, what to send.',
+    reload: 'hot',
+  }),
+  accessLog: accessLogSchema
+    .prefault({})
+    .meta({ description: 'One line per request, to stdout, stderr or a file.', reload: 'restart' }),
+  tracing: tracingSchema.optional().meta({
+    description: 'OpenTelemetry tracing over OTLP/HTTP (JSON); off without this block.',
+    reload: 'restart',
+  }),
+  shutdownGracePeriod: duration.prefault('10s').meta({
+    description: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.',
+    reload: 'hot',
+  }),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -466,11 +786,29 @@ export type IpFilterConfig = z.output<typeof ipFilterSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
 export type BalancerName = (typeof BALANCERS)[number];
 
-/** JSON Schema (draft 2020-12) of the file as written, for editors (`gatehouse schema`). */
+/**
+ * JSON Schema (draft 2020-12) of the file as written, for editors (`gatehouse schema`). A key's
+ * `reload: 'restart'` becomes a sentence of its description (JSON Schema has no keyword for it).
+ */
 export function jsonSchema(): Record<string, unknown> {
+  const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
   return {
-    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }),
+    ...(reloadToText(schema) as Record<string, unknown>),
     $id: 'https://gatehouse.dev/gatehouse.schema.json',
     title: 'Gatehouse configuration',
   };
+}
+
+const RESTART_NOTE = 'Needs a restart: a reload (SIGHUP) keeps the running value.';
+
+function reloadToText(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(reloadToText);
+  if (node === null || typeof node !== 'object') return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node)) if (k !== 'reload') out[k] = reloadToText(v);
+  const reload = (node as { reload?: unknown }).reload;
+  if (reload === 'restart')
+    out.description =
+      typeof out.description === 'string' ? `${out.description} ${RESTART_NOTE}` : RESTART_NOTE;
+  return out;
 }

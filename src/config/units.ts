@@ -1,5 +1,22 @@
-// Parsing of the string forms the config file uses for durations, sizes and addresses.
-// Each parser returns undefined for input it does not accept, so the schema can word the error.
+// Parsing of the string forms the config file uses for durations, sizes, addresses, CIDRs and
+// regular expressions. Each parser returns undefined for input it does not accept (or a reason), so
+// the schema can word the error.
+import { BlockList, isIP } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+
+// User regexes run on V8's linear-time engine (the `l` flag), so no path or body can make matching
+// slow. The flag must be set before the first RegExp with `l` is built: here, at module load, as
+// every regex a user writes reaches the process through this module.
+setFlagsFromString('--enable-experimental-regexp-engine');
+const LINEAR = (() => {
+  try {
+    // biome-ignore lint/complexity/useRegexLiterals: a literal with the l flag fails to parse when the flag is off
+    new RegExp('', 'l');
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 export const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
@@ -54,4 +71,77 @@ export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(1))}s`;
   return `${ms / 60_000}m`;
+}
+
+/** An address or CIDR block as node:net takes it. */
+export interface Cidr {
+  address: string;
+  /** 32 or 128 for a single address. */
+  prefix: number;
+  type: 'ipv4' | 'ipv6';
+}
+
+/** `10.0.0.0/8`, `::1`, `2001:db8::/32`, `192.168.1.7` → what BlockList.addSubnet takes; net.isIP and BlockList judge. */
+export function parseCidr(text: string): Cidr | undefined {
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return undefined;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  let prefix = family === 4 ? 32 : 128;
+  if (slash >= 0) {
+    const bits = text.slice(slash + 1);
+    // Number() would read '' as 0 and '1e1' as 10; BlockList checks the range.
+    if (!/^[0-9]+$/.test(bits)) return undefined;
+    prefix = Number(bits);
+  }
+  try {
+    new BlockList().addSubnet(address, prefix, type);
+  } catch {
+    return undefined;
+  }
+  return { address, prefix, type };
+}
+
+/**
+ * Compiles a regex from the config for V8's linear-time engine, the only way user regexes are
+ * built (validation and the router both come here). Throws an Error whose message says why a regex
+ * is refused: the engine cannot run backreferences, lookaheads, modifier groups such as `(?i:...)`
+ * or counted repeats multiplying to more than 16.
+ */
+export function compileUserRegex(source: string): RegExp {
+  if (!LINEAR)
+    throw new Error('this Node.js cannot run regular expressions in linear time, so none is accepted');
+  try {
+    return new RegExp(source, 'l');
+  } catch (e) {
+    const message = (e as Error).message;
+    if (!message.includes('Cannot be executed in linear time'))
+      throw new Error(
+        `not a valid regular expression: ${message.replace(/^Invalid regular expression: \/.*\/l: /s, '')}`,
+      );
+    throw new Error(
+      `${nonLinearPart(source)} cannot run in linear time (user regexes must, so that no request can make matching slow)`,
+    );
+  }
+}
+
+/** Why `source` is refused as a user regex, or undefined when it is accepted. */
+export function userRegexProblem(source: string): string | undefined {
+  try {
+    compileUserRegex(source);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Names the construct that keeps V8's linear-time engine from taking a regex. */
+function nonLinearPart(source: string): string {
+  if (/\\[1-9]|\\k</.test(source)) return 'a backreference (\\1, \\k<name>)';
+  if (/\(\?[=!]/.test(source)) return 'a lookahead ((?=...), (?!...))';
+  if (/\(\?<[=!]/.test(source)) return 'a lookbehind ((?<=...), (?<!...))';
+  if (/\(\?([a-z]+(-[a-z]*)?|-[a-z]+):/.test(source)) return 'a modifier group such as (?i:...)';
+  if (/\{[0-9]+(,[0-9]*)?\}/.test(source)) return 'a counted repeat ({n} or {n,m}) above 16 in all';
+  return 'this expression';
 }

@@ -1,11 +1,21 @@
 // Validation in two passes, collecting every error before answering:
 //  1. the schema (types, unknown keys, formats), errors reworded for people;
-//  2. the semantic pass: references between blocks, duplicates, regex safety, addresses, CIDRs.
-import { isIP } from 'node:net';
+//  2. the semantic pass: references between blocks, duplicates, addresses.
+// Defaults are read from the schema, never restated here. Whatever the input, the answer is a list
+// of errors: an exception while checking becomes one too.
 import type { z } from 'zod';
 import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
-import { ACCESS_LOG_FIELDS, type Config, configSchema } from './schema.ts';
-import { isLoopbackHost, parseAddress, parseDuration } from './units.ts';
+import {
+  ACCESS_LOG_FIELDS,
+  accessLogSchema,
+  adminSchema,
+  type Config,
+  configSchema,
+  outlierDetectionSchema,
+  retrySchema,
+  upstreamSchema,
+} from './schema.ts';
+import { formatDuration, isLoopbackHost, parseAddress, userRegexProblem } from './units.ts';
 
 export interface Validated {
   config?: Config;
@@ -14,14 +24,36 @@ export interface Validated {
 }
 
 export async function validateFile(file: string, env?: NodeJS.ProcessEnv): Promise<Validated> {
-  return validateLoaded(await loadFile(file, env));
+  try {
+    return validateLoaded(await loadFile(file, env));
+  } catch (e) {
+    return failed(file, e);
+  }
 }
 
 export function validateText(text: string, file = 'config.yaml', env?: NodeJS.ProcessEnv): Validated {
-  return validateLoaded(loadText(text, file, env));
+  try {
+    return validateLoaded(loadText(text, file, env));
+  } catch (e) {
+    return failed(file, e);
+  }
 }
 
 export function validateLoaded(loaded: Loaded): Validated {
+  try {
+    return check(loaded);
+  } catch (e) {
+    return failed(loaded.source.file, e);
+  }
+}
+
+/** An exception while checking, as an error like any other (no stack trace reaches the user). */
+function failed(file: string, e: unknown): Validated {
+  const reason = `cannot check this file: ${e instanceof Error ? e.message : String(e)}`;
+  return { errors: [{ file, line: 1, column: 1, key: '', reason }], file };
+}
+
+function check(loaded: Loaded): Validated {
   const { source } = loaded;
   if (loaded.errors.length > 0 && loaded.value === undefined)
     return { errors: loaded.errors, file: source.file };
@@ -186,6 +218,11 @@ const HOST_RE = /^(\*\.)?([a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_
 // errors, and the user sees every problem in one go. Values of the wrong type are skipped here:
 // the schema pass has already reported them.
 type Raw = Record<string, unknown>;
+/** `value` as `field` reads it (its default when absent), or undefined when invalid: the schema pass reports that. */
+function read<T>(field: z.ZodType<T>, value: unknown): T | undefined {
+  const r = field.safeParse(value);
+  return r.success ? r.data : undefined;
+}
 const obj = (v: unknown): Raw => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Raw) : {});
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -195,10 +232,10 @@ const strs = (v: unknown): string[] =>
 function semantic(raw: unknown, err: Err): void {
   const c = obj(raw);
   const log = obj(c.accessLog);
-  const format = str(log.format) ?? 'json';
-  if (log.fields !== undefined && format !== 'json')
+  const format = read(accessLogSchema.shape.format, log.format);
+  if (log.fields !== undefined && format !== undefined && format !== 'json')
     err(['accessLog', 'fields'], 'used only by format: json');
-  if (log.template !== undefined && format !== 'template')
+  if (log.template !== undefined && format !== undefined && format !== 'template')
     err(['accessLog', 'template'], 'used only by format: template');
   const template = str(log.template);
   if (format === 'template' && template === undefined)
@@ -230,24 +267,15 @@ function semantic(raw: unknown, err: Err): void {
         err(['listeners', i, 'address'], `address already used by listeners.${addresses.get(k)}`);
       else addresses.set(k, i);
     }
-    if (l.protocol === 'tcp')
-      err(['listeners', i, 'protocol'], 'layer-4 (tcp) listeners are not supported by this version yet');
-    const tls = obj(l.tls);
-    if (tls.passthrough !== undefined)
-      err(
-        ['listeners', i, 'tls', 'passthrough'],
-        'TLS passthrough (layer 4) is not supported by this version yet',
-      );
     if (l.tls !== undefined && l.h2c === true)
       err(['listeners', i, 'h2c'], 'h2c is HTTP/2 without TLS; this listener has TLS');
     if (l.tls !== undefined && l.redirectToHttps !== undefined)
       err(['listeners', i, 'redirectToHttps'], 'this listener already speaks HTTPS');
-    checkCidrs(l.trustedProxies, ['listeners', i, 'trustedProxies'], err);
   });
 
   if (c.admin !== undefined) {
     const admin = obj(c.admin);
-    const a = parseAddress(str(admin.address) ?? '127.0.0.1:9901');
+    const a = parseAddress(read(adminSchema.shape.address, admin.address) ?? '');
     const token = str(admin.token);
     if (a && !isLoopbackHost(a.host) && !token) {
       err(
@@ -260,24 +288,19 @@ function semantic(raw: unknown, err: Err): void {
         `needs a token: every admin request must carry it (e.g. token: $${'{'}GATEHOUSE_ADMIN_TOKEN})`,
       );
     }
-    if (token !== undefined && token.length < 16)
-      err(['admin', 'token'], 'too short: use at least 16 characters (e.g. openssl rand -hex 16)');
   }
-
-  checkCidrs(obj(c.forwarding).trustedProxies, ['forwarding', 'trustedProxies'], err);
 
   for (const [name, mv] of Object.entries(middlewares)) {
     const f = obj(mv).ipFilter;
     if (f === undefined) continue;
-    const allow = checkCidrs(obj(f).allow, ['middlewares', name, 'ipFilter', 'allow'], err);
-    const deny = checkCidrs(obj(f).deny, ['middlewares', name, 'ipFilter', 'deny'], err);
-    if (allow === 0 && deny === 0) err(['middlewares', name, 'ipFilter'], 'needs allow or deny');
+    if (strs(obj(f).allow).length === 0 && strs(obj(f).deny).length === 0)
+      err(['middlewares', name, 'ipFilter'], 'needs allow or deny');
   }
 
   for (const [name, uv] of Object.entries(upstreams)) {
     const u = obj(uv);
-    const lb = str(u.loadBalancer) ?? 'roundRobin';
-    if (u.hashKey !== undefined && lb !== 'consistentHash') {
+    const lb = read(upstreamSchema.shape.loadBalancer, u.loadBalancer);
+    if (u.hashKey !== undefined && lb !== undefined && lb !== 'consistentHash') {
       err(
         ['upstreams', name, 'hashKey'],
         `hashKey is used only by loadBalancer: consistentHash (this upstream uses ${lb})`,
@@ -309,19 +332,16 @@ function semantic(raw: unknown, err: Err): void {
       for (const k of ['method', 'path', 'headers', 'expectStatus', 'expectBody'])
         if (hc[k] !== undefined) err(['upstreams', name, 'healthCheck', k], 'used only by type: http');
     }
-    const body = str(hc.expectBody);
-    if (body !== undefined) checkRegex(body, ['upstreams', name, 'healthCheck', 'expectBody'], err);
-    const ms = (v: unknown, fallback: string) => parseDuration(str(v) ?? fallback);
-    const perTry = ms(obj(u.retry).perTryTimeout, '0s');
-    const response = ms(obj(u.timeouts).response, '60s');
+    const perTry = read(retrySchema.shape.perTryTimeout, obj(u.retry).perTryTimeout);
+    const response = read(upstreamSchema.shape.timeouts, u.timeouts)?.response;
     if (perTry !== undefined && response !== undefined && perTry > response)
       err(
         ['upstreams', name, 'retry', 'perTryTimeout'],
-        `longer than timeouts.response (${str(obj(u.timeouts).response) ?? '60s'}), the deadline for all tries together`,
+        `longer than timeouts.response (${formatDuration(response)}), the deadline for all tries together`,
       );
     const od = obj(u.outlierDetection);
-    const base = ms(od.baseEjectionTime, '30s');
-    const max = ms(od.maxEjectionTime, '5m');
+    const base = read(outlierDetectionSchema.shape.baseEjectionTime, od.baseEjectionTime);
+    const max = read(outlierDetectionSchema.shape.maxEjectionTime, od.maxEjectionTime);
     if (base !== undefined && max !== undefined && base > max)
       err(['upstreams', name, 'outlierDetection', 'maxEjectionTime'], 'shorter than baseEjectionTime');
   }
@@ -350,10 +370,6 @@ function semantic(raw: unknown, err: Err): void {
     const m = obj(r.match);
     const pathKinds = [m.path, m.pathPrefix, m.pathRegex].filter((x) => x !== undefined).length;
     if (pathKinds > 1) err(at('match'), 'use one of path, pathPrefix and pathRegex');
-    const re = str(m.pathRegex);
-    if (re !== undefined) checkRegex(re, at('match', 'pathRegex'), err);
-    const rw = str(obj(r.rewrite).regex);
-    if (rw !== undefined) checkRegex(rw, at('rewrite', 'regex'), err);
     if (r.stripPrefix === true && m.pathPrefix === undefined)
       err(at('stripPrefix'), 'stripPrefix needs match.pathPrefix');
     const hosts = typeof m.hosts === 'string' ? [m.hosts] : arr(m.hosts);
@@ -371,46 +387,11 @@ function hintFrom(word: string, names: Iterable<string>): string {
   return h ? ` (did you mean "${h}"?)` : '';
 }
 
-/** Checks each entry of a list of CIDRs; returns how many entries there were. */
-function checkCidrs(list: unknown, path: PropertyKey[], err: Err): number {
-  const items = strs(list);
-  items.forEach((cidr, j) => {
-    checkCidr(cidr, [...path, j], err);
-  });
-  return items.length;
-}
-
-function checkCidr(text: string, path: PropertyKey[], err: Err): void {
-  const [ip, bits, extra] = text.split('/');
-  const family = isIP(ip);
-  const max = family === 4 ? 32 : 128;
-  if (
-    family === 0 ||
-    extra !== undefined ||
-    (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))
-  ) {
-    err(path, 'expected an IP address or CIDR such as 10.0.0.0/8 or ::1');
-  }
-}
-
 /**
- * User regexes must compile and must not use backreferences or lookarounds: without them V8's
- * linear-time engine can take over from the backtracking one, so no request can make matching slow.
+ * Why a user regex is refused, or undefined when it is accepted: it must compile for V8's
+ * linear-time engine (the schema checks every user regex with this, and the router compiles them
+ * the same way).
  */
-export function regexProblem(source: string): string | undefined {
-  if (/\\[1-9]|\\k</.test(source)) return 'backreferences are not allowed (they can make matching slow)';
-  if (/\(\?<?[=!]/.test(source)) return 'lookarounds are not allowed (they can make matching slow)';
-  try {
-    new RegExp(source);
-  } catch (e) {
-    return `not a valid regular expression: ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`;
-  }
-  return undefined;
-}
-
-function checkRegex(source: string, path: PropertyKey[], err: Err): void {
-  const p = regexProblem(source);
-  if (p) err(path, p);
-}
+export const regexProblem: (source: string) => string | undefined = userRegexProblem;
 
 export type { ConfigError, SourceMap };

@@ -13,7 +13,9 @@
 // and `priority` settles anything else. `gatehouse explain` shows the order and why each route
 // before the winner did not match.
 import type { MatchConfig, RouteConfig } from '../config/schema.ts';
+import { compileUserRegex } from '../config/units.ts';
 import type { Middleware } from '../middleware/types.ts';
+import type { RouteStats } from '../observe/stats.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 
 type PathKind = 'exact' | 'regex' | 'prefix';
@@ -38,6 +40,8 @@ export interface Route {
   readonly headers: readonly (readonly [string, string])[] | null;
   readonly query: readonly (readonly [string, string])[] | null;
   readonly stripPrefix: boolean;
+  /** Paths with %2F / %5C are forwarded as sent instead of refused. */
+  readonly allowEncodedSlashes: boolean;
   readonly rewrite: { readonly regex: RegExp; readonly replacement: string } | null;
   readonly upstream: Upstream;
   readonly maxRequestBody: number;
@@ -46,6 +50,8 @@ export interface Route {
   readonly onUpstreamRequest: readonly Middleware[] | null;
   readonly onResponse: readonly Middleware[] | null;
   readonly config: RouteConfig;
+  /** This route's figures (kept across reloads by name), resolved when the Plan is compiled; null without admin. */
+  readonly stats: RouteStats | null;
 }
 
 /** What a route is matched against. */
@@ -75,6 +81,7 @@ export function compileRoute(
   upstream: Upstream,
   middlewares: readonly Middleware[],
   defaultMaxBody: number,
+  stats: RouteStats | null = null,
 ): Route {
   const m: MatchConfig = cfg.match;
   const hosts = (m.hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, ''));
@@ -110,13 +117,14 @@ export function compileRoute(
     wildcardSni: wildSni.length > 0 ? wildSni : null,
     pathKind,
     pathValue,
-    pathRegex: pathKind === 'regex' ? new RegExp(pathValue) : null,
+    pathRegex: pathKind === 'regex' ? userRegex(index, 'match.pathRegex', pathValue) : null,
     methods: m.methods ? new Set(m.methods) : null,
     headers: m.headers ? Object.entries(m.headers).map(([k, v]) => [k.toLowerCase(), v] as const) : null,
     query: m.query ? Object.entries(m.query) : null,
     stripPrefix: cfg.stripPrefix,
+    allowEncodedSlashes: cfg.allowEncodedSlashes,
     rewrite: cfg.rewrite
-      ? { regex: new RegExp(cfg.rewrite.regex), replacement: cfg.rewrite.replacement }
+      ? { regex: userRegex(index, 'rewrite.regex', cfg.rewrite.regex), replacement: cfg.rewrite.replacement }
       : null,
     upstream,
     maxRequestBody: cfg.maxRequestBody ?? defaultMaxBody,
@@ -124,7 +132,20 @@ export function compileRoute(
     onUpstreamRequest: pick('onUpstreamRequest'),
     onResponse: onResponse ? onResponse.reverse() : null,
     config: cfg,
+    stats,
   });
+}
+
+/**
+ * User regexes run on V8's linear-time engine, compiled by the same function validation uses; one
+ * the engine cannot run throws here (validate refuses it first), so none reaches a request.
+ */
+function userRegex(index: number, key: string, source: string): RegExp {
+  try {
+    return compileUserRegex(source);
+  } catch (e) {
+    throw new Error(`routes.${index}.${key}: ${(e as Error).message}`);
+  }
 }
 
 function hostRank(r: Route): number {

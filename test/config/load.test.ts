@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatError, loadFile, loadText } from '../../src/config/load.ts';
 import { parseAddress, parseDuration, parseSize } from '../../src/config/units.ts';
-import { validateFile, validateText } from '../../src/config/validate.ts';
+import { validateFile, validateLoaded, validateText } from '../../src/config/validate.ts';
 
 test('durations, sizes and addresses parse to numbers', () => {
   assert.equal(parseDuration('500ms'), 500);
@@ -96,4 +96,59 @@ test('defaults fill in: the smallest useful file is a listener, a route and an u
   assert.equal(c.upstreams.u.passHostHeader, true);
   assert.equal(c.accessLog.path, 'stdout');
   assert.deepEqual(c.routes[0].match, {});
+});
+
+// "Billion laughs": nine aliases of nine aliases of ... of nine values, 9^5 values from a few lines.
+const ALIAS_BOMB = `a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+`;
+
+test('a YAML alias bomb is a plain error at the first alias, not an exception', async () => {
+  const expected =
+    'bomb.yaml:2: (file): excessive alias count: the aliases (*name) here expand to more than 100 values, as in a "billion laughs" attack; write the values out';
+  const loaded = loadText(ALIAS_BOMB, 'bomb.yaml', {});
+  assert.equal(loaded.value, undefined);
+  assert.deepEqual(loaded.errors.map(formatError), [expected]);
+  assert.deepEqual(validateText(ALIAS_BOMB, 'bomb.yaml', {}).errors.map(formatError), [expected]);
+  const dir = await mkdtemp(join(tmpdir(), 'gh-'));
+  const file = join(dir, 'bomb.yaml');
+  await writeFile(file, ALIAS_BOMB);
+  assert.deepEqual((await loadFile(file, {})).errors.map(formatError), [expected.replace('bomb.yaml', file)]);
+  const v = await validateFile(file, {});
+  assert.equal(v.config, undefined);
+  assert.deepEqual(v.errors.map(formatError), [expected.replace('bomb.yaml', file)]);
+  // A few aliases are fine.
+  assert.deepEqual(loadText('x: &x [1, 2]\ny: [*x, *x]\n', 'f.yaml', {}).value, {
+    x: [1, 2],
+    y: [
+      [1, 2],
+      [1, 2],
+    ],
+  });
+});
+
+test('any other exception while loading or checking becomes a plain error', () => {
+  // A getter that throws stands in for a bug anywhere in the checks.
+  const loaded = {
+    value: {
+      get listeners(): never {
+        throw new TypeError('boom');
+      },
+    },
+    source: { file: 'x.yaml', locate: () => ({ line: 1, column: 1 }) },
+    errors: [],
+  };
+  const v = validateLoaded(loaded);
+  assert.equal(v.config, undefined);
+  assert.deepEqual(v.errors.map(formatError), ['x.yaml:1: (file): cannot check this file: boom']);
+  // Nesting deep enough to exhaust the parser's stack.
+  const deep = `a: ${'['.repeat(200_000)}`;
+  const r = validateText(deep, 'deep.yaml', {});
+  assert.equal(r.config, undefined);
+  assert.ok(r.errors.length >= 1);
+  assert.match(formatError(r.errors[0]), /^deep\.yaml:\d+: /);
 });

@@ -40,7 +40,7 @@ limits:
     'c.yaml:10: routes.0.upstream: no upstream named "apii" (did you mean "api"?)',
     'c.yaml:11: routes.0.middlewares.0: no middleware named "nope"',
     'c.yaml:12: routes.1.name: duplicate route name "api" (first at routes.0)',
-    'c.yaml:13: routes.1.match.pathRegex: backreferences are not allowed (they can make matching slow)',
+    'c.yaml:13: routes.1.match.pathRegex: a backreference (\\1, \\k<name>) cannot run in linear time (user regexes must, so that no request can make matching slow)',
     'c.yaml:17: upstreams.api.loadBalancer: expected one of roundRobin, leastConnections, ipHash, consistentHash, random2',
     'c.yaml:20: upstreams.api.targets.0.weight: expected a number, got the string "two"',
     'c.yaml:21: upstreams.api.timeouts.connect: expected a duration such as 500ms, 5s, 1m or 2h',
@@ -121,9 +121,26 @@ tracing: { endpoint: "ftp://x" }
       'c.yaml:4: tracing.endpoint: expected an http(s) URL',
     ],
   );
+  const tooShort =
+    'c.yaml:2: admin.token: too short: use at least 16 characters other than spaces (e.g. openssl rand -hex 16)';
   assert.deepEqual(
     errorsOf('listeners: [{ name: web, address: "127.0.0.1:0" }]\nadmin: { token: short }\n'),
-    ['c.yaml:2: admin.token: too short: use at least 16 characters (e.g. openssl rand -hex 16)'],
+    [tooShort],
+  );
+  // Sixteen spaces, or a short word padded with them, are not a token.
+  assert.deepEqual(
+    errorsOf(`listeners: [{ name: web, address: "127.0.0.1:0" }]\nadmin: { token: "${' '.repeat(16)}" }\n`),
+    [tooShort],
+  );
+  assert.deepEqual(
+    errorsOf(
+      `listeners: [{ name: web, address: "127.0.0.1:0" }]\nadmin: { token: " a b c d e f g h i j " }\n`,
+    ),
+    [tooShort],
+  );
+  assert.deepEqual(
+    errorsOf('listeners: [{ name: web, address: "127.0.0.1:0" }]\nadmin: { token: 0123456789abcdef }\n'),
+    [],
   );
 });
 
@@ -150,11 +167,11 @@ upstreams:
     'c.yaml:10: upstreams.u.retry.statuses.3: expected a status such as 503, a range "500-504" or a class "5xx"',
     'c.yaml:11: upstreams.u.outlierDetection.maxEjectionTime: shorter than baseEjectionTime',
     'c.yaml:11: upstreams.u.outlierDetection.maxEjectionPercent: must be at most 100',
-    'c.yaml:14: upstreams.v.healthCheck.expectBody: backreferences are not allowed (they can make matching slow)',
+    'c.yaml:14: upstreams.v.healthCheck.expectBody: a backreference (\\1, \\k<name>) cannot run in linear time (user regexes must, so that no request can make matching slow)',
   ]);
 });
 
-test('unsupported listener kinds are refused plainly rather than ignored', () => {
+test('what is not offered yet is not in the schema: layer-4 listeners, TLS passthrough', () => {
   const errors = errorsOf(`listeners:
   - name: db
     address: 127.0.0.1:0
@@ -165,10 +182,18 @@ test('unsupported listener kinds are refused plainly rather than ignored', () =>
     h2c: true
 `);
   assert.deepEqual(errors, [
-    'c.yaml:4: listeners.0.protocol: layer-4 (tcp) listeners are not supported by this version yet',
-    'c.yaml:7: listeners.1.tls.passthrough: TLS passthrough (layer 4) is not supported by this version yet',
+    'c.yaml:4: listeners.0.protocol: expected one of http',
+    'c.yaml:7: listeners.1.tls.passthrough: unknown key',
     'c.yaml:8: listeners.1.h2c: h2c is HTTP/2 without TLS; this listener has TLS',
   ]);
+  const s = jsonSchema() as {
+    properties: {
+      listeners: { items: { properties: Record<string, { enum?: string[]; properties?: object }> } };
+    };
+  };
+  const listener = s.properties.listeners.items.properties;
+  assert.deepEqual(listener.protocol.enum, ['http']);
+  assert.ok(listener.tls.properties && !('passthrough' in listener.tls.properties));
 });
 
 test('a top-level typo gets a hint; the wrong shape is named', () => {
@@ -184,13 +209,19 @@ test('a top-level typo gets a hint; the wrong shape is named', () => {
   ]);
 });
 
-test('user regexes: no backreferences or lookarounds, and they must compile', () => {
+test('user regexes must compile for the linear-time engine; the refusal says why', () => {
   assert.equal(regexProblem('^/api/v[0-9]+/'), undefined);
-  assert.match(regexProblem('(a)\\1') ?? '', /backreferences/);
-  assert.match(regexProblem('(?<n>a)\\k<n>') ?? '', /backreferences/);
-  assert.match(regexProblem('a(?=b)') ?? '', /lookarounds/);
-  assert.match(regexProblem('(?<!a)b') ?? '', /lookarounds/);
-  assert.match(regexProblem('(') ?? '', /not a valid regular expression/);
+  assert.equal(regexProblem('^/files/([a-z0-9]+)+\\.txt$'), undefined, 'nested quantifiers are linear there');
+  assert.match(regexProblem('(a)\\1') ?? '', /^a backreference .* cannot run in linear time/);
+  assert.match(regexProblem('(?<n>a)\\k<n>') ?? '', /^a backreference/);
+  assert.match(regexProblem('a(?=b)') ?? '', /^a lookahead/);
+  assert.match(regexProblem('a(?!b)') ?? '', /^a lookahead/);
+  assert.match(
+    regexProblem('^/files/(?i:[a-z0-9]+)+\\.txt$') ?? '',
+    /^a modifier group such as \(\?i:\.\.\.\)/,
+  );
+  assert.match(regexProblem('^/[a-z]{3,64}$') ?? '', /^a counted repeat/);
+  assert.match(regexProblem('(') ?? '', /^not a valid regular expression: Unterminated group$/);
 });
 
 test('the JSON Schema for editors describes the file as written', () => {

@@ -4,9 +4,12 @@
 // `interval` with up to 10% jitter (a fleet of proxies does not probe in step); `healthyAfter` /
 // `unhealthyAfter` consecutive results are reported, and the upstream turns them into state changes,
 // each logged once.
+
 import { connect } from 'node:net';
 import { Client } from 'undici';
 import type { HealthCheckConfig } from '../../config/schema.ts';
+import { compileUserRegex } from '../../config/units.ts';
+import { statusMatcher } from '../statusMatcher.ts';
 import type { Target } from '../target.ts';
 
 export interface HealthVerdicts {
@@ -14,20 +17,6 @@ export interface HealthVerdicts {
   healthy(target: Target, detail: string): void;
   /** unhealthyAfter consecutive failures (and every failure after them). */
   unhealthy(target: Target, detail: string): void;
-}
-
-/** `200`, `200-299`, `2xx` → a test on a status. */
-export function statusMatcher(patterns: readonly string[]): (status: number) => boolean {
-  const ranges = patterns.map((p) => {
-    if (/^[1-5]xx$/.test(p)) return [Number(p[0]) * 100, Number(p[0]) * 100 + 99];
-    const [a, b] = p.split('-').map(Number);
-    return [a, b ?? a];
-  });
-  if (ranges.length === 1) {
-    const [a, b] = ranges[0];
-    return (s) => s >= a && s <= b;
-  }
-  return (s) => ranges.some(([a, b]) => s >= a && s <= b);
 }
 
 const BODY_LIMIT = 64 * 1024;
@@ -109,7 +98,7 @@ export function startActiveChecks(
 
 function httpProbe(target: Target, client: Client, cfg: HealthCheckConfig): Probe {
   const ok = statusMatcher(cfg.expectStatus);
-  const body = cfg.expectBody === undefined ? undefined : new RegExp(cfg.expectBody);
+  const body = cfg.expectBody === undefined ? undefined : compileUserRegex(cfg.expectBody);
   const headers: Record<string, string> = { host: target.authority, 'user-agent': 'gatehouse-health-check' };
   for (const [k, v] of Object.entries(cfg.headers)) headers[k.toLowerCase()] = v;
   return async (signal) => {
