@@ -167,7 +167,7 @@ export function metricsRegistry(
   );
   add(
     view('gatehouse_upstream_ejections_total', 'Outlier-detection ejections, by target.', 'counter', () =>
-      targets().map(({ t, labels }) => ({ labels, value: t.ejectedTotal })),
+      targets().map(({ t, labels }) => ({ labels, value: t.outlier.ejectedTotal })),
     ),
   );
   const perUpstream = (

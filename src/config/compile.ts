@@ -5,7 +5,9 @@ import type { BlockList } from 'node:net';
 import { createMiddleware } from '../middleware/index.ts';
 import { blockListOf } from '../middleware/ipFilter.ts';
 import type { Middleware } from '../middleware/types.ts';
+import type { Stats } from '../observe/stats.ts';
 import { compileRoute, type Route, tableFor } from '../routing/table.ts';
+import { tlsMaterial } from '../upstream/tlsMaterial.ts';
 import { type TargetListener, Upstream } from '../upstream/upstream.ts';
 import type { Config, LimitsConfig } from './schema.ts';
 
@@ -49,12 +51,14 @@ export interface Plan {
   close(): Promise<void>;
 }
 
-export function compile(config: Config): Plan {
+/** `stats`: the running Gatehouse's figures, so each route holds its own slot (none for explain/validate). */
+export function compile(config: Config, stats: Stats | null = null): Plan {
   const closers: (() => void)[] = [];
   const env = { onClose: (fn: () => void) => closers.push(fn) };
 
   const upstreams = new Map<string, Upstream>();
-  for (const [name, u] of Object.entries(config.upstreams)) upstreams.set(name, new Upstream(name, u));
+  for (const [name, u] of Object.entries(config.upstreams))
+    upstreams.set(name, new Upstream(name, u, tlsMaterial(name, u)));
 
   const middlewares = new Map<string, Middleware>();
   for (const [name, m] of Object.entries(config.middlewares))
@@ -67,6 +71,7 @@ export function compile(config: Config): Plan {
       upstreams.get(r.upstream) as Upstream,
       r.middlewares.map((m) => middlewares.get(m) as Middleware),
       config.limits.maxRequestBody,
+      stats?.route(r.name) ?? null,
     ),
   );
 

@@ -2,7 +2,7 @@
 // process. `rate` tokens per `per`, up to `burst` at once. A refused request gets 429 with
 // Retry-After and the RateLimit-* fields of draft-ietf-httpapi-ratelimit-headers.
 import type { RateLimitConfig } from '../config/schema.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import { requestKey } from '../routing/requestKey.ts';
 import type { MiddlewareKind } from './types.ts';
 
 interface Bucket {
@@ -14,13 +14,14 @@ export const rateLimit: MiddlewareKind<RateLimitConfig> = {
   create(name, config) {
     const perMs = config.rate / config.per;
     const burst = config.burst ?? Math.max(1, Math.ceil(config.rate));
-    const keyOf = keyFunction(config.key);
+    const keyOf = requestKey(config.key);
     // Map iteration order is insertion order: re-inserting on use makes the first key the least recently used.
     const buckets = new Map<string, Bucket>();
     return {
       name,
       onRequest(ctx) {
-        const key = keyOf(ctx);
+        // A request without the header shares one bucket with the others that lack it.
+        const key = keyOf(ctx) ?? '';
         const now = performance.now();
         let b = buckets.get(key);
         if (b === undefined) {
@@ -51,15 +52,3 @@ export const rateLimit: MiddlewareKind<RateLimitConfig> = {
     };
   },
 };
-
-function keyFunction(key: string): (ctx: RequestContext) => string {
-  if (key === 'route') return () => '';
-  if (key.startsWith('header:')) {
-    const h = key.slice(7).toLowerCase();
-    return (ctx) => {
-      const v = ctx.req.headers[h];
-      return typeof v === 'string' ? v : (v?.join(',') ?? '');
-    };
-  }
-  return (ctx) => ctx.clientIp;
-}

@@ -264,7 +264,7 @@ export class Stats {
     const failed = status >= 500 || (status === 0 && err !== undefined && err.reason !== 'client_closed');
     const second = Math.floor((performance.timeOrigin + now) / 1000);
     if (route !== undefined) {
-      const rs = this.route(route.name);
+      const rs = route.stats ?? this.route(route.name);
       const target = ctx.target;
       const upstream = route.upstream.name;
       const key = target === undefined ? upstream : `${upstream}|${target.id}`;

@@ -1,59 +1,69 @@
 // Errors are values: a reason (stable, snake_case, as Envoy's response code details), the status it
-// maps to, where it came from, and whether another attempt is safe. The reason is what the access
-// log, the error page and the `Proxy-Status` header show; each reason maps to one status here.
+// maps to, where it came from, and which retry condition it is. The reason is what the access log,
+// the error page and the `Proxy-Status` header show; each reason has one row in the table below.
 
-export const REASONS = {
-  bad_request: 400,
-  forbidden: 403,
-  route_not_found: 404,
-  request_timeout: 408,
-  body_too_large: 413,
-  uri_too_long: 414,
-  rate_limited: 429,
-  headers_too_large: 431,
-  client_closed: 499,
-  internal: 500,
-  upstream_connect_failed: 502,
-  upstream_reset: 502,
-  upstream_protocol_error: 502,
-  upstream_tls_failed: 502,
-  no_healthy_target: 503,
-  upstream_overflow: 503,
-  upstream_connect_timeout: 504,
-  upstream_timeout: 504,
-  loop_detected: 508,
-} as const;
+/**
+ * The `retry.on` condition an upstream failure falls under (upstream/retry.ts decides whether it
+ * is retried). `connect-failure`: nothing reached the target, so any request may go elsewhere.
+ */
+export type RetryOn = 'connect-failure' | 'reset' | 'timeout';
 
-export type Reason = keyof typeof REASONS;
+interface ReasonRow {
+  readonly status: number;
+  /** The RFC 9209 Proxy-Status error type, for reasons that describe a problem on the way upstream. */
+  readonly proxyStatus?: string;
+  readonly retryOn?: RetryOn;
+}
+
+/** One row per reason: its status, its Proxy-Status error type, its retry condition. */
+export const ERRORS = {
+  bad_request: { status: 400 },
+  forbidden: { status: 403 },
+  route_not_found: { status: 404, proxyStatus: 'destination_not_found' },
+  request_timeout: { status: 408 },
+  body_too_large: { status: 413, proxyStatus: 'http_request_error' },
+  uri_too_long: { status: 414 },
+  rate_limited: { status: 429 },
+  headers_too_large: { status: 431 },
+  client_closed: { status: 499 },
+  internal: { status: 500 },
+  upstream_connect_failed: { status: 502, proxyStatus: 'connection_refused', retryOn: 'connect-failure' },
+  upstream_reset: { status: 502, proxyStatus: 'connection_terminated', retryOn: 'reset' },
+  upstream_protocol_error: { status: 502, proxyStatus: 'http_protocol_error' },
+  // The target's certificate is not trusted (or TLS failed): nothing was sent, another target may do.
+  upstream_tls_failed: { status: 502, proxyStatus: 'tls_certificate_error', retryOn: 'connect-failure' },
+  no_healthy_target: { status: 503, proxyStatus: 'destination_unavailable' },
+  upstream_overflow: { status: 503, proxyStatus: 'connection_limit_reached' },
+  upstream_connect_timeout: { status: 504, proxyStatus: 'connection_timeout', retryOn: 'connect-failure' },
+  upstream_timeout: { status: 504, proxyStatus: 'http_response_timeout', retryOn: 'timeout' },
+  loop_detected: { status: 508, proxyStatus: 'proxy_loop_detected' },
+} as const satisfies Record<string, ReasonRow>;
+
+export type Reason = keyof typeof ERRORS;
 export type ErrorSource = 'downstream' | 'upstream' | 'internal';
 
-/** RFC 9209 Proxy-Status error types for the reasons that describe an upstream problem. */
-export const PROXY_STATUS: Partial<Record<Reason, string>> = {
-  upstream_connect_failed: 'connection_refused',
-  upstream_connect_timeout: 'connection_timeout',
-  upstream_reset: 'connection_terminated',
-  upstream_protocol_error: 'http_protocol_error',
-  upstream_tls_failed: 'tls_certificate_error',
-  upstream_timeout: 'http_response_timeout',
-  no_healthy_target: 'destination_unavailable',
-  upstream_overflow: 'connection_limit_reached',
-  route_not_found: 'destination_not_found',
-  loop_detected: 'proxy_loop_detected',
-  body_too_large: 'http_request_error',
+const column = <T>(pick: (row: ReasonRow) => T | undefined): Partial<Record<Reason, T>> => {
+  const out: Partial<Record<Reason, T>> = {};
+  for (const [reason, row] of Object.entries(ERRORS) as [Reason, ReasonRow][]) {
+    const v = pick(row);
+    if (v !== undefined) out[reason] = v;
+  }
+  return out;
 };
+
+/** Reason → status. */
+export const REASONS = column((r) => r.status) as { readonly [R in Reason]: (typeof ERRORS)[R]['status'] };
+/** Reason → RFC 9209 Proxy-Status error type, for the reasons that have one. */
+export const PROXY_STATUS: Partial<Record<Reason, string>> = column((r) => r.proxyStatus);
+/** Reason → retry condition, for the reasons that may be retried. */
+export const RETRY_ON: Partial<Record<Reason, RetryOn>> = column((r) => r.retryOn);
 
 export class ProxyError extends Error {
   readonly reason: Reason;
   readonly status: number;
   readonly source: ErrorSource;
-  /** Another attempt on another target is safe: nothing reached the origin. */
-  readonly retryable: boolean;
 
-  constructor(
-    reason: Reason,
-    detail?: string,
-    opts: { cause?: unknown; source?: ErrorSource; retryable?: boolean } = {},
-  ) {
+  constructor(reason: Reason, detail?: string, opts: { cause?: unknown; source?: ErrorSource } = {}) {
     super(detail ?? reason, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ProxyError';
     this.reason = reason;
@@ -61,7 +71,6 @@ export class ProxyError extends Error {
     this.source =
       opts.source ??
       (reason.startsWith('upstream_') || reason === 'no_healthy_target' ? 'upstream' : 'downstream');
-    this.retryable = opts.retryable ?? false;
   }
 }
 
@@ -71,14 +80,14 @@ export function classifyUpstreamError(err: unknown): ProxyError {
   const code = (err as { code?: string } | null)?.code;
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return new ProxyError('upstream_connect_timeout', 'connect timeout', { cause: err, retryable: true });
+      return new ProxyError('upstream_connect_timeout', 'connect timeout', { cause: err });
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EADDRNOTAVAIL':
-      return new ProxyError('upstream_connect_failed', code, { cause: err, retryable: true });
+      return new ProxyError('upstream_connect_failed', code, { cause: err });
     case 'UND_ERR_HEADERS_TIMEOUT':
       return new ProxyError('upstream_timeout', 'no response headers in time', { cause: err });
     case 'UND_ERR_BODY_TIMEOUT':
@@ -101,11 +110,10 @@ export function classifyUpstreamError(err: unknown): ProxyError {
     case 'CERT_NOT_YET_VALID':
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
     case 'EPROTO':
-      // The target's certificate is not trusted (or TLS failed): nothing was sent, another target may do.
-      return new ProxyError('upstream_tls_failed', code, { cause: err, retryable: true });
+      return new ProxyError('upstream_tls_failed', code, { cause: err });
     default:
       if (typeof code === 'string' && code.startsWith('ERR_SSL_'))
-        return new ProxyError('upstream_tls_failed', code, { cause: err, retryable: true });
+        return new ProxyError('upstream_tls_failed', code, { cause: err });
       if (typeof code === 'string' && code.startsWith('HPE_'))
         return new ProxyError('upstream_protocol_error', code, { cause: err });
       return new ProxyError('internal', 'unexpected upstream error', { cause: err, source: 'internal' });

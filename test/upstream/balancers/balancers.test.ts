@@ -21,6 +21,17 @@ test('roundRobin: smooth weighted, as nginx (5,1,1 → a a b a c a a)', () => {
   assert.deepEqual(counts(ts, picks), [500, 100, 100]);
 });
 
+test('roundRobin: its state is its own, so two balancers over the same targets keep their order', () => {
+  const ts = targets([5, 1, 1]);
+  const a = balancers.roundRobin.create(ts);
+  const b = balancers.roundRobin.create(ts);
+  const seq = Array.from({ length: 7 }, () => {
+    b.pick(input(0));
+    return ts.indexOf(a.pick(input(0))!);
+  });
+  assert.deepEqual(seq, [0, 0, 1, 0, 2, 0, 0]);
+});
+
 test('leastConnections: the target with the fewest in-flight requests per weight wins', () => {
   const ts = targets([1, 1, 2]);
   const b = balancers.leastConnections.create(ts);
