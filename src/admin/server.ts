@@ -1,9 +1,10 @@
 // The admin listener: JSON API, Prometheus /metrics and the live dashboard. Loopback by default,
 // and every request needs the admin token: `Authorization: Bearer <token>`, or for the dashboard in
-// a browser a session cookie set by signing in with the token (HttpOnly, SameSite=Strict; it holds
-// an HMAC of the token, never the token). Tokens are compared in constant time. Changes (draining a
-// target) take the bearer header only, so a page elsewhere cannot make a browser do them.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+// a browser a session cookie set by signing in with the token (HttpOnly, SameSite=Strict; a signed,
+// expiring session id, never the token: see session.ts). `POST /logout` ends the session. Tokens
+// are compared in constant time. Changes (draining a target) take the bearer header only, so a page
+// elsewhere cannot make a browser do them.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Plan } from '../config/compile.ts';
@@ -12,13 +13,18 @@ import { formatAddress, parseAddress } from '../config/units.ts';
 import type { Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
 import { metricsRegistry } from './metrics.ts';
+import { cookieValues, SESSION_COOKIE, Sessions } from './session.ts';
 
 export const VERSION: string = JSON.parse(
   readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
 ).version;
 
 const DASHBOARD = new URL('../../assets/dashboard.html', import.meta.url);
-const COOKIE = 'gatehouse_admin';
+/** Added to the dashboard's header bar. */
+const SIGN_OUT =
+  '<form method="post" action="/logout" style="margin:0"><button type="submit" style="font:inherit;' +
+  'font-size:.85rem;color:inherit;background:none;border:1px solid #475569;border-radius:.3rem;' +
+  'padding:.1rem .6rem;cursor:pointer">Sign out</button></form>';
 
 export interface AdminContext {
   stats: Stats;
@@ -32,33 +38,38 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
+export interface AdminOptions {
+  /** How long a dashboard session lasts, in milliseconds (default 8 hours). */
+  sessionLifetime?: number;
+  /** The clock sessions are timed by, in milliseconds since the epoch (default Date.now). */
+  now?: () => number;
+}
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export async function startAdmin(
   config: NonNullable<Config['admin']>,
   ctx: AdminContext,
+  options: AdminOptions = {},
 ): Promise<AdminServer> {
   const token = config.token ?? '';
   const tokenDigest = digest(token);
-  const session = createHmac('sha256', token).update('gatehouse admin session').digest('hex');
-  const sessionDigest = digest(session);
+  const sessions = new Sessions(options.sessionLifetime, options.now);
   const registry = metricsRegistry(ctx.stats, ctx.plan, ctx.tracer, VERSION);
-  const dashboard = readFileSync(DASHBOARD, 'utf8');
+  const dashboard = readFileSync(DASHBOARD, 'utf8').replace('</header>', `${SIGN_OUT}</header>`);
 
   const bearer = (req: IncomingMessage): boolean => {
     const h = req.headers.authorization;
     if (h === undefined || !/^Bearer /i.test(h)) return false;
     return timingSafeEqual(digest(h.slice(7).trim()), tokenDigest);
   };
-  const cookie = (req: IncomingMessage): boolean => {
-    const c = req.headers.cookie;
-    if (c === undefined) return false;
-    for (const part of c.split(';')) {
-      const [k, v] = part.trim().split('=');
-      if (k === COOKIE && v !== undefined) return timingSafeEqual(digest(v), sessionDigest);
-    }
-    return false;
-  };
+  const cookie = (req: IncomingMessage): boolean =>
+    cookieValues(req.headers.cookie, SESSION_COOKIE).some((v) => sessions.check(v) !== null);
+  // HttpOnly: scripts cannot read it; SameSite=Strict: other sites' pages cannot send it; Secure
+  // when the request came over TLS.
+  const setCookie = (req: IncomingMessage, value: string, maxAge: number): string =>
+    `${SESSION_COOKIE}=${value}; Max-Age=${maxAge}; HttpOnly; SameSite=Strict; Path=/` +
+    ('encrypted' in req.socket && req.socket.encrypted === true ? '; Secure' : '');
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://admin');
@@ -69,11 +80,21 @@ export async function startAdmin(
       if (timingSafeEqual(digest(body.get('token') ?? ''), tokenDigest)) {
         res.writeHead(303, {
           location: '/',
-          'set-cookie': `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
+          'set-cookie': setCookie(req, sessions.issue(), Math.floor(sessions.lifetime / 1000)),
           'cache-control': 'no-store',
         });
         res.end();
       } else loginPage(res, 'That token is not right.');
+      return;
+    }
+    if (path === '/logout' && method === 'POST') {
+      for (const v of cookieValues(req.headers.cookie, SESSION_COOKIE)) sessions.revoke(v);
+      res.writeHead(303, {
+        location: '/',
+        'set-cookie': setCookie(req, '', 0),
+        'cache-control': 'no-store',
+      });
+      res.end();
       return;
     }
     const viaBearer = bearer(req);
@@ -279,7 +300,7 @@ function upstreams(ctx: AdminContext) {
   const now = performance.timeOrigin + performance.now();
   return [...ctx.plan().upstreams.values()].map((u) => ({
     name: u.name,
-    loadBalancer: u.loadBalancer,
+    loadBalancer: u.settings.loadBalancer,
     retries: u.retries,
     retriesDenied: u.retriesDenied,
     ejections: u.ejectionsTotal,
@@ -293,7 +314,7 @@ function upstreams(ctx: AdminContext) {
         weight: t.weight,
         effectiveWeight: round(t.effectiveWeight()),
         inflight: t.active,
-        ejections: t.ejectedTotal,
+        ejections: t.outlier.ejectedTotal,
         lastMinute: w ? { requests: w.requests, errors: w.errors, p50: w.p50, p99: w.p99 } : null,
       };
     }),

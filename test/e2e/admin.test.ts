@@ -1,7 +1,11 @@
-// The admin listener: token checks, /metrics after real traffic, the JSON API, draining a target.
+// The admin listener: token checks, /metrics after real traffic, the JSON API, draining a target,
+// dashboard sessions (sign in, sign out, expiry, forged cookies).
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { request } from 'undici';
+import { startAdmin } from '../../src/admin/server.ts';
+import { Stats } from '../../src/observe/stats.ts';
 import { start, until } from '../helpers/gatehouse.ts';
 import { send } from '../helpers/http.ts';
 import { freePort } from '../helpers/net.ts';
@@ -14,6 +18,24 @@ async function adminGet(base: string, path: string, headers: Record<string, stri
   const res = await request(`${base}${path}`, { headers });
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
+
+/** Signs in as the dashboard's form does; returns the Set-Cookie header and the cookie to send back. */
+async function login(base: string): Promise<{ setCookie: string; cookie: string }> {
+  const res = await request(`${base}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: `token=${TOKEN}`,
+  });
+  await res.body.dump();
+  assert.equal(res.statusCode, 303);
+  const setCookie = String(res.headers['set-cookie']);
+  return { setCookie, cookie: setCookie.split(';')[0] };
+}
+
+const statusWith = async (base: string, cookie: string) =>
+  (await adminGet(base, '/api/v1/status', { cookie })).status;
+
+const HOUR = 3600_000;
 
 /** Prometheus text → { 'name{labels}': value }. */
 function samples(text: string): Map<string, number> {
@@ -176,5 +198,138 @@ routes: []
     await drain.body.dump();
   } finally {
     await gh.close();
+  }
+});
+
+test('signing out ends that session: the cookie is cleared, and refused if sent again', async () => {
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:0", token: ${TOKEN} }
+routes: []
+`);
+  const admin = gh.gh.admin?.url as string;
+  try {
+    const first = await login(admin);
+    const second = await login(admin);
+    assert.notEqual(first.cookie, second.cookie, 'each sign-in is its own session');
+    assert.match(first.setCookie, /; Max-Age=28800; HttpOnly; SameSite=Strict; Path=\/$/);
+    assert.equal(await statusWith(admin, first.cookie), 200);
+
+    const out = await request(`${admin}/logout`, { method: 'POST', headers: { cookie: first.cookie } });
+    await out.body.dump();
+    assert.equal(out.statusCode, 303);
+    assert.equal(out.headers.location, '/');
+    assert.equal(
+      String(out.headers['set-cookie']),
+      'gatehouse_admin=; Max-Age=0; HttpOnly; SameSite=Strict; Path=/',
+    );
+    // A copy of the cookie kept from before: refused, and a browser gets the sign-in form.
+    assert.equal(await statusWith(admin, first.cookie), 401);
+    const page = await adminGet(admin, '/', { cookie: first.cookie, accept: 'text/html' });
+    assert.equal(page.status, 401);
+    assert.match(page.text, /<form method="post" action="\/login">/);
+    // The other session is untouched, and its dashboard has the button that signs out.
+    const dash = await adminGet(admin, '/', { cookie: second.cookie, accept: 'text/html' });
+    assert.equal(dash.status, 200);
+    assert.match(
+      dash.text,
+      /<form method="post" action="\/logout"[^>]*><button type="submit"[^>]*>Sign out</,
+    );
+    // Signing out with no session, or one already ended, only clears the cookie.
+    for (const headers of [{}, { cookie: first.cookie }]) {
+      const again = await request(`${admin}/logout`, { method: 'POST', headers });
+      await again.body.dump();
+      assert.equal(again.statusCode, 303);
+      assert.match(String(again.headers['set-cookie']), /^gatehouse_admin=; Max-Age=0;/);
+    }
+    assert.equal(await statusWith(admin, second.cookie), 200);
+  } finally {
+    await gh.close();
+  }
+});
+
+test('a session expires: after 8 hours by default, or the lifetime startAdmin is given', async () => {
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+routes: []
+`);
+  let clock = Date.now();
+  const ctx = {
+    stats: new Stats(),
+    tracer: null,
+    plan: () => gh.gh.plan,
+    reloads: () => ({ count: 0, last: null }),
+  };
+  const config = { address: '127.0.0.1:0', token: TOKEN };
+  const byDefault = await startAdmin(config, ctx, { now: () => clock });
+  const short = await startAdmin(config, ctx, { now: () => clock, sessionLifetime: 90_000 });
+  try {
+    const s = await login(byDefault.url);
+    assert.match(s.setCookie, /; Max-Age=28800;/);
+    clock += 8 * HOUR - 1;
+    assert.equal(await statusWith(byDefault.url, s.cookie), 200, 'a moment before 8 hours');
+    clock += 1;
+    assert.equal(await statusWith(byDefault.url, s.cookie), 401, 'at 8 hours');
+    const page = await adminGet(byDefault.url, '/', { cookie: s.cookie, accept: 'text/html' });
+    assert.equal(page.status, 401);
+    assert.match(page.text, /action="\/login"/);
+    // Signing in again starts a new session.
+    const again = await login(byDefault.url);
+    assert.equal(await statusWith(byDefault.url, again.cookie), 200);
+
+    const brief = await login(short.url);
+    assert.match(brief.setCookie, /; Max-Age=90;/);
+    clock += 89_999;
+    assert.equal(await statusWith(short.url, brief.cookie), 200);
+    clock += 1;
+    assert.equal(await statusWith(short.url, brief.cookie), 401);
+    // The bearer token does not expire.
+    assert.equal((await adminGet(short.url, '/api/v1/status')).status, 200);
+  } finally {
+    await Promise.all([byDefault.close(), short.close()]);
+    await gh.close();
+  }
+});
+
+test('a forged or altered session cookie is refused', async () => {
+  const yaml = `
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:0", token: ${TOKEN} }
+routes: []
+`;
+  const gh = await start(yaml);
+  const other = await start(yaml);
+  const admin = gh.gh.admin?.url as string;
+  const otherAdmin = other.gh.admin?.url as string;
+  const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+  try {
+    const { cookie } = await login(admin);
+    assert.equal(await statusWith(admin, cookie), 200);
+    const value = cookie.slice('gatehouse_admin='.length);
+    // Session id (16 random bytes), expiry in ms, HMAC-SHA256 of both: all base64url or digits.
+    const m = /^([\w-]{22})\.(\d+)\.([\w-]{43})$/.exec(value);
+    assert.ok(m, `id.expiry.mac: ${value}`);
+    const [, id, exp, mac] = m;
+    assert.ok(Math.abs(Number(exp) - (Date.now() + 8 * HOUR)) < 60_000, 'expires 8 hours from now');
+
+    const refused = async (v: string, what: string) =>
+      assert.equal(await statusWith(admin, `gatehouse_admin=${v}`), 401, what);
+    await refused(`${id}.${Number(exp) + 24 * HOUR}.${mac}`, 'expiry pushed back');
+    await refused(`${flip(id, 5)}.${exp}.${mac}`, 'another session id');
+    await refused(`${id}.${exp}.${flip(mac, 20)}`, 'MAC altered');
+    await refused(`${id}.${exp}.`, 'MAC missing');
+    await refused(`${id}.${exp}`, 'no MAC part');
+    await refused(`${id}.${exp}.${mac}.${mac}`, 'extra part');
+    await refused('', 'empty');
+    // What the cookie used to be, an HMAC of the token, is no way in.
+    await refused(createHmac('sha256', TOKEN).update('gatehouse admin session').digest('hex'), 'token HMAC');
+    // Another Gatehouse with the same token signs with its own key.
+    const elsewhere = await login(otherAdmin);
+    assert.equal(await statusWith(otherAdmin, elsewhere.cookie), 200);
+    assert.equal(await statusWith(admin, elsewhere.cookie), 401, 'signed by another process');
+    // The genuine cookie still works after all that.
+    assert.equal(await statusWith(admin, cookie), 200);
+  } finally {
+    await Promise.all([gh.close(), other.close()]);
   }
 });

@@ -1,7 +1,7 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core): sign in with the
 // token, see routes and targets, watch the figures move with traffic, see a down target as down,
-// and check the page's totals against /metrics. Saves a screenshot (docs/dashboard.png when
-// DASHBOARD_SCREENSHOT points there).
+// check the page's totals against /metrics, and sign out. Saves a screenshot (docs/dashboard.png
+// when DASHBOARD_SCREENSHOT points there).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { needCommand } from '../helpers/require.ts';
 
 const TOKEN = 'dashboard-test-token-0123456789';
 
-test('dashboard: sign in, routes and targets, live figures, a down target, numbers that match /metrics', async (t) => {
+test('dashboard: sign in, routes and targets, live figures, a down target, numbers that match /metrics, sign out', async (t) => {
   if (!needCommand(t, 'chromium', 'the dashboard test drives a headless browser')) return;
   const app = await origin((req, res) => {
     if (req.url?.startsWith('/api/fail')) res.writeHead(503).end('busy');
@@ -116,6 +116,21 @@ upstreams:
       shownErrors.includes(apiErrors.at(-1)?.requestId as string),
       'the latest error is listed by request id',
     );
+
+    // Signing out: back to the sign-in form, the cookie gone from the browser and dead on the server.
+    const [session] = await page.context().cookies(admin);
+    assert.equal(session?.name, 'gatehouse_admin');
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Strict');
+    assert.ok(session.expires > Date.now() / 1000 + 7.9 * 3600, 'the cookie lasts 8 hours');
+    await page.click('form[action="/logout"] button');
+    await page.waitForSelector('input[name=token]');
+    assert.deepEqual(await page.context().cookies(admin), []);
+    const replayed = await request(`${admin}/api/v1/stats`, {
+      headers: { cookie: `${session.name}=${session.value}` },
+    });
+    await replayed.body.dump();
+    assert.equal(replayed.statusCode, 401);
   } finally {
     traffic = false;
     await load;
