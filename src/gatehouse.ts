@@ -6,16 +6,16 @@ import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { type AdminServer, startAdmin } from './admin/server.ts';
 import { compile, type Plan } from './config/compile.ts';
+import { splitReload } from './config/reloadable.ts';
 import type { Config } from './config/schema.ts';
 import { formatAddress, parseAddress } from './config/units.ts';
 import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
 import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
-import type { Runtime } from './pipeline/run.ts';
+import type { ListenerSlot, Runtime } from './pipeline/runtime.ts';
 import { attach, createHttpServer, enableH2c, requestHandler } from './server/http.ts';
 import { createTlsFrontend } from './server/tls.ts';
 import type { Target } from './upstream/target.ts';
-import { isWebSocketUpgrade, upgradeHandler } from './upstream/tunnel.ts';
 import type { Upstream } from './upstream/upstream.ts';
 
 export interface BoundListener {
@@ -48,6 +48,8 @@ interface Frontend {
 export class Gatehouse {
   readonly listeners: BoundListener[] = [];
   readonly #servers: Frontend[] = [];
+  /** Each listener's part of the current Plan, updated in place on reload. */
+  readonly #slots: ListenerSlot[] = [];
   readonly #rt: Runtime;
   readonly #say: (msg: string) => void;
   /** Swapped-out Plans that still have requests running. */
@@ -73,9 +75,10 @@ export class Gatehouse {
 
   static async start(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
     const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
+    const stats = config.admin ? new Stats() : null;
     let plan: Plan;
     try {
-      plan = compile(config);
+      plan = compile(config, stats);
     } catch (err) {
       throw new StartError((err as Error).message);
     }
@@ -99,7 +102,7 @@ export class Gatehouse {
         config.forwarding.via ?? process.env.GATEHOUSE_VIA ?? `gatehouse-${randomBytes(3).toString('hex')}`,
       log,
       line: lineFormat(config.accessLog.format, config.accessLog.fields, config.accessLog.template),
-      stats: config.admin ? new Stats() : null,
+      stats,
       tracer: config.tracing
         ? new Tracer({
             endpoint: config.tracing.endpoint,
@@ -143,6 +146,11 @@ export class Gatehouse {
   async #listen(l: Config['listeners'][number], config: Config, reusePort: boolean): Promise<void> {
     const { name, address } = l;
     const { host, port } = parseAddress(address) as { host: string; port: number };
+    const slot: ListenerSlot = {
+      plan: this.#rt.plan.listeners.get(name) as ListenerSlot['plan'],
+      stats: this.#rt.stats?.listener(name) ?? null,
+    };
+    this.#slots.push(slot);
     let frontend: Frontend;
     if (l.tls) {
       let ca: string | undefined;
@@ -153,11 +161,11 @@ export class Gatehouse {
         throw new StartError(`listener ${name}: cannot load its certificates: ${(err as Error).message}`);
       }
       const tls = frontend.server;
-      tls.on('request', requestHandler(this.#rt, name));
-      attach(tls, this.#rt, name);
+      tls.on('request', requestHandler(this.#rt, slot));
+      attach(tls, this.#rt, slot);
     } else {
-      const http = createHttpServer(this.#rt, name, config.limits);
-      const h2c = l.h2c ? enableH2c(http, this.#rt, name, config.limits, l) : null;
+      const http = createHttpServer(this.#rt, slot, config.limits);
+      const h2c = l.h2c ? enableH2c(http, this.#rt, slot, config.limits, l) : null;
       frontend = {
         server: http,
         closeIdle: () => (h2c ? h2c.closeIdle() : http.closeIdleConnections()),
@@ -166,10 +174,6 @@ export class Gatehouse {
       };
     }
     const server = frontend.server;
-    // WebSocket upgrades go to the tunnel; any other Upgrade is served as plain HTTP/1.1.
-    (server as unknown as { shouldUpgradeCallback: (req: unknown) => boolean }).shouldUpgradeCallback =
-      isWebSocketUpgrade as (req: unknown) => boolean;
-    server.on('upgrade', upgradeHandler(this.#rt, name));
     this.#servers.push(frontend);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -205,16 +209,16 @@ export class Gatehouse {
    * restart; routes, middlewares and upstreams change here.
    */
   reload(config: Config): Plan {
-    const before = this.#rt.plan.config;
-    const fixed = (['listeners', 'limits', 'accessLog', 'admin', 'tracing'] as const).filter(
-      (k) => JSON.stringify(before[k]) !== JSON.stringify(config[k]),
-    );
-    if (fixed.length > 0) this.#say(`reload: ${fixed.join(', ')} changed; that part applies after a restart`);
-    const next = compile(config);
+    // Restart-only keys (schema metadata) keep their running values, so none is half applied.
+    const { config: carried, restartKeys } = splitReload(this.#rt.plan.config, config);
+    if (restartKeys.length > 0)
+      this.#say(`reload: ${restartKeys.join(', ')} changed; they apply after a restart (kept as they were)`);
+    const next = compile(carried, this.#rt.stats);
     this.#reloads++;
     this.#lastReload = new Date().toISOString();
     const old = this.#rt.plan;
     this.#rt.plan = next;
+    for (const slot of this.#slots) slot.plan = next.listeners.get(slot.plan.name) ?? slot.plan;
     old.stop();
     next.start(this.#onTarget, old);
     // Requests on the old Plan hold references to its routes and pools; it closes when they are done.

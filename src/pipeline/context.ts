@@ -1,11 +1,12 @@
 // Per-request state. One object per request with every field set in the constructor, so V8 keeps
 // one shape for all of them.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Plan } from '../config/compile.ts';
 import type { TraceState } from '../observe/tracing.ts';
 import type { Route } from '../routing/table.ts';
 import type { Target } from '../upstream/target.ts';
 import type { ProxyError } from './errors.ts';
+import type { Responder } from './responder.ts';
 
 /** What goes upstream: built in the `upstreamRequest` stage, changed by `onUpstreamRequest` hooks. */
 export interface UpstreamRequest {
@@ -25,8 +26,12 @@ export interface ResponseHead {
 export class RequestContext {
   readonly id: string;
   readonly start: number;
+  /** The request as the transport parsed it (HTTP/1.1 or the HTTP/2 compatibility layer). */
   readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  /** Where the answer goes: an HTTP/1.1 response, an HTTP/2 stream or a raw socket. */
+  readonly res: Responder;
+  /** An upgrade request (WebSocket): the bytes read after its head; null for any other request. */
+  readonly upgrade: Buffer | null;
   /** The Plan this request runs on, to the end, even if a reload swaps in another. */
   readonly plan: Plan;
   readonly listener: string;
@@ -37,11 +42,13 @@ export class RequestContext {
   peerTrusted: boolean;
   /** The client's address: the peer, or with a trusted proxy in front, the first untrusted X-Forwarded-For hop. */
   clientIp: string;
-  /** The Host header as sent (with port), or ''. */
+  /** The server name the client asked for in its TLS handshake, lower case; '' without TLS or SNI. */
+  sni: string;
+  /** The Host header as sent (with port), or the authority of an absolute-form target; or ''. */
   hostHeader: string;
   /** Host without port, lower case, from the Host header. */
   host: string;
-  /** The normalised path (dot segments resolved), without the query. */
+  /** The normalised path (see path.ts), without the query; `*` for `OPTIONS *`. */
   path: string;
   /** The query string including `?`, or ''. */
   query: string;
@@ -68,7 +75,8 @@ export class RequestContext {
     id: string,
     plan: Plan,
     req: IncomingMessage,
-    res: ServerResponse,
+    res: Responder,
+    upgrade: Buffer | null,
     listener: string,
     scheme: 'http' | 'https',
     start: number,
@@ -78,11 +86,13 @@ export class RequestContext {
     this.start = start;
     this.req = req;
     this.res = res;
+    this.upgrade = upgrade;
     this.listener = listener;
     this.scheme = scheme;
     this.peer = '';
     this.peerTrusted = false;
     this.clientIp = '';
+    this.sni = '';
     this.hostHeader = '';
     this.host = '';
     this.path = '/';

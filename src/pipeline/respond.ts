@@ -1,8 +1,8 @@
 // The one place that writes an error page. Short, by Accept (JSON or HTML), with the status, the
 // reason and the request id; never a stack trace, an upstream address or the error's detail text.
-import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import { PROXY_STATUS, type ProxyError } from './errors.ts';
+import type { Responder } from './responder.ts';
 
 export interface ErrorPage {
   status: number;
@@ -55,16 +55,18 @@ function escapeHtml(s: string): string {
 }
 
 /**
- * Writes the error page. When the request body was not read to the end (413, 408) the connection
- * cannot be reused, so it is closed after the answer.
+ * Writes the error page: the one writer of error answers, for every transport. When the request
+ * body was not read to the end (413, 408) the connection cannot be reused, so it is closed after
+ * the answer. A response already under way can only be cut.
  */
 export function respondError(
-  res: ServerResponse,
+  res: Responder,
   error: ProxyError,
   requestId: string,
   accept: string | undefined,
   proxyName: string,
   close: boolean,
+  head: boolean,
   extra?: Record<string, string>,
 ): number {
   if (res.headersSent || res.destroyed) {
@@ -73,11 +75,7 @@ export function respondError(
   }
   const page = errorPage(error, requestId, accept, proxyName);
   if (extra !== undefined) Object.assign(page.headers, extra);
-  // HTTP/2 has no Connection header; its streams end on their own.
-  const h2 = 'stream' in res;
-  if (close && !h2) page.headers.connection = 'close';
-  if (!h2) res.shouldKeepAlive = res.shouldKeepAlive && !close;
-  res.writeHead(page.status, page.headers);
-  res.end(res.req?.method === 'HEAD' ? undefined : page.body);
-  return page.body.length;
+  res.writeHead(page.status, page.headers, close);
+  res.end(head ? undefined : page.body);
+  return head ? 0 : page.body.length;
 }

@@ -1,66 +1,60 @@
-// The request lifecycle, stage by stage (docs/lifecycle.md):
+// The request path: one function for every request on every transport (docs/architecture.md).
+//
 //   accept → route → request → select → upstreamRequest → send → response → log
-// `accept` checks that need the request head (URI length, header size, loops) run first here;
-// the socket-level part of accept lives in server/http.ts.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlockList } from 'node:net';
-import type { TLSSocket } from 'node:tls';
-import type { ListenerPlan, Plan } from '../config/compile.ts';
-import { inList } from '../middleware/ipFilter.ts';
-import type { LocalResponse } from '../middleware/types.ts';
-import type { LogSink } from '../observe/accessLog.ts';
+//
+// HTTP/1.1, HTTP/2, h2c and upgrade requests all enter through handleRequest with a Responder for
+// their transport. Everything up to `select` is the same code for all of them; after it an ordinary
+// request is exchanged with the target (upstream/forward.ts) and an upgrade is spliced to it
+// (upstream/tunnel.ts). Every error answer goes through one writer (respond.ts), and the `log`
+// stage runs exactly once, when the responder closes.
+import type { IncomingMessage } from 'node:http';
+import type { LocalResponse, Middleware } from '../middleware/types.ts';
 import { requestId } from '../observe/requestId.ts';
-import type { ListenerStats, Stats } from '../observe/stats.ts';
-import type { Tracer } from '../observe/tracing.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
-import { tlsSocketOf } from '../server/tls.ts';
 import { forward } from '../upstream/forward.ts';
+import { splice } from '../upstream/tunnel.ts';
+import { headerBytes, hostOnly, identifyClient, requestHost, splitTarget } from './accept.ts';
+import { fail, respondLocal } from './answer.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
-import { ProxyError, REASONS, type Reason } from './errors.ts';
-import { clientAddress, normalizeIp, upstreamHeaders, viaHasLoop } from './forwarding.ts';
-import { normalizePath } from './path.ts';
-import { respondError } from './respond.ts';
+import { ProxyError } from './errors.ts';
+import { upstreamHeaders, viaHasLoop } from './forwarding.ts';
+import { hasEncodedSlash } from './path.ts';
+import type { Responder } from './responder.ts';
+import type { ListenerSlot, Runtime } from './runtime.ts';
 
-/** What the pipeline needs from the running Gatehouse. `plan` is swapped by reload. */
-export interface Runtime {
-  plan: Plan;
-  /** The Via pseudonym, stable across reloads. */
-  readonly via: string;
-  log: LogSink | null;
-  /** Formats one access-log line (accessLog.format). */
-  line: (ctx: RequestContext, now: number) => string;
-  /** Live figures for /metrics and the admin API; null without an admin listener. */
-  stats: Stats | null;
-  tracer: Tracer | null;
-  inflight: number;
-  onIdle: (() => void) | null;
-  /** Client sockets of open WebSocket tunnels: outside the HTTP server's reach once upgraded. */
-  tunnels?: Set<import('node:net').Socket>;
-}
+/** What `OPTIONS *` answers: the methods the proxy forwards (RFC 9110 §9.3.7). */
+const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
 
+/**
+ * Runs one request. `upgrade` is null for an ordinary request, or for an upgrade request (a
+ * WebSocket handshake) the bytes the client sent after its head.
+ */
 export function handleRequest(
   rt: Runtime,
-  listener: ListenerPlan,
+  slot: ListenerSlot,
   req: IncomingMessage,
-  res: ServerResponse,
+  res: Responder,
+  upgrade: Buffer | null,
 ): void {
   const start = performance.now();
   const plan = rt.plan;
+  const listener = slot.plan;
   const ctx = new RequestContext(
     requestId(req.headers['x-request-id']),
     plan,
     req,
     res,
+    upgrade,
     listener.name,
     listener.scheme,
     start,
   );
   rt.inflight++;
   plan.usage.active++;
-  if (rt.stats !== null) rt.stats.listener(listener.name).inflight++;
+  if (slot.stats !== null) slot.stats.inflight++;
   if (rt.tracer !== null) ctx.trace = rt.tracer.begin(ctx);
   // 'close' comes exactly once, when the response is done or the connection is gone.
-  res.on('close', () => finish(rt, ctx));
+  res.onClose(() => finish(rt, slot, ctx));
 
   // ---- accept (request head)
   identifyClient(ctx, listener);
@@ -68,35 +62,23 @@ export function handleRequest(
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);
   if (headerBytes(req.rawHeaders) > limits.maxRequestHeaders) return fail(rt, ctx, 'headers_too_large', true);
-  // HTTP/2 carries the host in :authority; a Host that names another one is malformed (RFC 9113 §8.3.1).
-  const authority = req.headers[':authority'] as string | undefined;
-  if (
-    authority !== undefined &&
-    req.headers.host !== undefined &&
-    req.headers.host.toLowerCase() !== authority.toLowerCase()
-  )
-    return fail(rt, ctx, 'bad_request', false);
-  ctx.hostHeader = authority ?? req.headers.host ?? '';
+  const host = requestHost(req, url);
+  if (host === undefined) return fail(rt, ctx, 'bad_request', true);
+  ctx.hostHeader = host;
+  ctx.host = hostOnly(host);
   if (listener.hsts) res.setHeader('strict-transport-security', listener.hsts);
-  ctx.host = hostOnly(ctx.hostHeader);
   const target = splitTarget(url);
   if (target === undefined) return fail(rt, ctx, 'bad_request', true);
   ctx.path = target.path;
   ctx.query = target.query;
   if (viaHasLoop(req.headers.via, rt.via)) return fail(rt, ctx, 'loop_detected', false);
   if (listener.redirectPort != null) return redirectToHttps(rt, ctx, listener.redirectPort, url);
-  let sni = '';
-  if (listener.scheme === 'https') {
-    const tls = tlsSocketOf(req as never);
-    sni = typeof tls?.servername === 'string' ? tls.servername.toLowerCase() : '';
-    if (listener.clientCertHeaders && tls)
-      ctx.clientCert = clientCertificate(tls, listener.clientCertHeaders);
-  }
+  if (ctx.path === '*') return asterisk(rt, ctx);
 
   // ---- route
   const input: MatchInput = {
     host: ctx.host,
-    sni,
+    sni: ctx.sni,
     path: ctx.path,
     method: req.method ?? 'GET',
     headers: req.headers,
@@ -106,14 +88,21 @@ export function handleRequest(
   const route = matchRoute(listener.table, input);
   if (route === undefined) return fail(rt, ctx, 'route_not_found', false);
   ctx.route = route;
+  if (!route.allowEncodedSlashes && hasEncodedSlash(ctx.path)) return fail(rt, ctx, 'bad_request', false);
 
   const cl = req.headers['content-length'];
   if (cl !== undefined && Number(cl) > route.maxRequestBody) return fail(rt, ctx, 'body_too_large', true);
 
   // ---- request
   if (route.onRequest !== null) {
-    for (let i = 0; i < route.onRequest.length; i++) {
-      const r = (route.onRequest[i].onRequest as NonNullable<(typeof route.onRequest)[0]['onRequest']>)(ctx);
+    const hooks = route.onRequest;
+    for (let i = 0; i < hooks.length; i++) {
+      let r: ReturnType<NonNullable<Middleware['onRequest']>>;
+      try {
+        r = (hooks[i].onRequest as NonNullable<Middleware['onRequest']>)(ctx);
+      } catch {
+        return fail(rt, ctx, 'internal', false);
+      }
       if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') {
         // An asynchronous middleware: finish the chain from here once it has answered.
         void continueAsync(rt, ctx, i, r as Promise<LocalResponse | undefined>);
@@ -147,12 +136,13 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
   const req = ctx.req;
   // ---- select
   const target = route.upstream.pick(ctx);
-  if (target === undefined) return fail(rt, ctx, 'no_healthy_target', false);
+  if (target === undefined) return fail(rt, ctx, 'no_healthy_target', ctx.upgrade !== null);
   ctx.target = target;
 
   // ---- upstreamRequest
   const upstream = route.upstream;
-  const upstreamHost = upstream.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : target.authority;
+  const upstreamHost =
+    upstream.settings.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : target.authority;
   const headers = upstreamHeaders(ctx, upstreamHost, rt.via, ctx.plan.forwarded);
   const ureq: UpstreamRequest = {
     method: req.method ?? 'GET',
@@ -163,55 +153,16 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
     for (const m of route.onUpstreamRequest) m.onUpstreamRequest?.(ctx, ureq);
   }
 
-  // ---- send, response
-  forward(rt, ctx, ureq);
-}
-
-/** The TCP peer, whether it is a trusted proxy, and so the client's address. */
-export function identifyClient(ctx: RequestContext, listener: ListenerPlan): void {
-  const req = ctx.req;
-  const peer = normalizeIp(req.socket.remoteAddress);
-  ctx.peer = peer;
-  ctx.peerTrusted = listener.trusted !== null && peer !== '' && inList(listener.trusted, peer);
-  ctx.clientIp = ctx.peerTrusted
-    ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for']))
-    : peer;
-}
-
-/** Answers with a middleware's local response (401, 403, 429, redirect, ...). */
-function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse): void {
-  const res = ctx.res;
-  if (res.headersSent || res.destroyed) return;
-  const reason = r.reason !== undefined && r.reason in REASONS ? (r.reason as Reason) : undefined;
-  if (r.body === undefined && reason !== undefined) {
-    // A refusal without a body of its own gets the standard error page, with the middleware's headers.
-    ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-    ctx.bytesOut = respondError(res, ctx.error, ctx.id, ctx.req.headers.accept, rt.via, false, r.headers);
-    return;
-  }
-  if (reason !== undefined) ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-  const body = r.body ?? '';
-  res.writeHead(r.status, {
-    ...r.headers,
-    'x-request-id': ctx.id,
-    'content-length': String(Buffer.byteLength(body)),
-  });
-  res.end(ctx.req.method === 'HEAD' ? undefined : body);
-  ctx.bytesOut = body.length;
-}
-
-/** Ends the request with an error page; `close` when the connection cannot be reused. */
-export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyError, close: boolean): void {
-  const err = typeof reason === 'string' ? new ProxyError(reason) : reason;
-  ctx.error = err;
-  ctx.bytesOut = respondError(ctx.res, err, ctx.id, ctx.req.headers.accept, rt.via, close);
+  // ---- send, response: an exchange, or for an upgrade a tunnel
+  if (ctx.upgrade !== null) splice(rt, ctx, ureq);
+  else forward(rt, ctx, ureq);
 }
 
 /** The `log` stage: exactly once per request, when the response is done or the client has gone. */
-function finish(rt: Runtime, ctx: RequestContext): void {
+function finish(rt: Runtime, slot: ListenerSlot, ctx: RequestContext): void {
   const res = ctx.res;
-  ctx.status = res.headersSent ? res.statusCode : 0;
-  if (!res.writableFinished) {
+  ctx.status = res.status;
+  if (!res.finished) {
     // The client went away before the response was complete: stop the upstream request too.
     ctx.abortUpstream?.();
     if (ctx.error === undefined) {
@@ -225,8 +176,8 @@ function finish(rt: Runtime, ctx: RequestContext): void {
     const cl = ctx.req.headers['content-length'];
     if (ctx.bytesIn === 0 && cl !== undefined && ctx.req.readableEnded) ctx.bytesIn = Number(cl) || 0;
     rt.stats.record(ctx, now, ctx.trace?.traceId ?? null);
-    (rt.stats.listeners.get(ctx.listener) as ListenerStats).inflight--;
   }
+  if (slot.stats !== null) slot.stats.inflight--;
   if (rt.tracer !== null) rt.tracer.requestSpan(ctx, now);
   const usage = ctx.plan.usage;
   if (--usage.active === 0 && usage.retired) usage.onDrained?.();
@@ -236,80 +187,25 @@ function finish(rt: Runtime, ctx: RequestContext): void {
 
 /** 301 for GET and HEAD, 308 for the rest (keeps the method and body), to the same host and target. */
 function redirectToHttps(rt: Runtime, ctx: RequestContext, port: number, target: string): void {
-  const res = ctx.res;
   const host = ctx.host.includes(':') && !ctx.host.startsWith('[') ? `[${ctx.host}]` : ctx.host;
   if (host === '') return fail(rt, ctx, 'bad_request', false);
   const method = ctx.req.method ?? 'GET';
   const location = `https://${host}${port === 443 ? '' : `:${port}`}${target.startsWith('/') ? target : `${ctx.path}${ctx.query}`}`;
-  res.writeHead(method === 'GET' || method === 'HEAD' ? 301 : 308, {
-    location,
-    'content-length': '0',
-    'x-request-id': ctx.id,
-  });
-  res.end();
+  ctx.res.writeHead(
+    method === 'GET' || method === 'HEAD' ? 301 : 308,
+    { location, 'content-length': '0', 'x-request-id': ctx.id },
+    ctx.upgrade !== null,
+  );
+  ctx.res.end();
 }
 
-/** The verified client certificate's subject, SHA-256 fingerprint and verification result. */
-function clientCertificate(
-  tls: TLSSocket,
-  names: { subject: string; fingerprint: string; verified: string },
-): string[] {
-  const cert = tls.getPeerCertificate();
-  // Empty values are not sent; the names are still removed from what the client sent.
-  if (cert === null || cert.raw === undefined)
-    return [names.verified, 'NONE', names.subject, '', names.fingerprint, ''];
-  const subject = Object.entries(cert.subject ?? {})
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
-    .join(',');
-  return [
-    names.verified,
-    tls.authorized ? 'SUCCESS' : 'FAILED',
-    names.subject,
-    subject,
-    names.fingerprint,
-    (cert.fingerprint256 ?? '').replace(/:/g, '').toLowerCase(),
-  ];
-}
-
-/** Bytes of the header block as the client sent it (names, values, ": " and CRLF). */
-function headerBytes(raw: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i++) n += raw[i].length + 2;
-  return n;
-}
-
-/** `Example.COM:8080` → `example.com`; `[::1]:80` → `[::1]`. */
-export function hostOnly(host: string): string {
-  if (host === '') return '';
-  let h = host;
-  if (h.charCodeAt(0) === 91 /* [ */) {
-    const end = h.indexOf(']');
-    h = end > 0 ? h.slice(0, end + 1) : h;
-  } else {
-    const colon = h.lastIndexOf(':');
-    if (colon >= 0) h = h.slice(0, colon);
-  }
-  if (h.endsWith('.')) h = h.slice(0, -1);
-  return h.toLowerCase();
-}
-
-/** Splits the request target into a normalised path and the query ('' or '?...'); undefined if malformed. */
-function splitTarget(url: string): { path: string; query: string } | undefined {
-  let u = url;
-  if (u.charCodeAt(0) !== 47 /* / */) {
-    if (u === '*') return { path: '*', query: '' };
-    // absolute-form (RFC 9112 §3.2.2): keep path and query only
-    if (!/^https?:\/\//i.test(u)) return undefined;
-    const slash = u.indexOf('/', u.indexOf('//') + 2);
-    u = slash < 0 ? '/' : u.slice(slash);
-  }
-  const q = u.indexOf('?');
-  const rawPath = q < 0 ? u : u.slice(0, q);
-  const path = normalizePath(rawPath);
-  if (path === undefined) return undefined;
-  return { path, query: q < 0 ? '' : u.slice(q) };
-}
-
-function joined(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(', ') : v;
+/** `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7); any other method with `*` is malformed. */
+function asterisk(rt: Runtime, ctx: RequestContext): void {
+  if (ctx.req.method !== 'OPTIONS') return fail(rt, ctx, 'bad_request', false);
+  ctx.res.writeHead(
+    200,
+    { allow: ALLOW, 'content-length': '0', 'x-request-id': ctx.id },
+    ctx.upgrade !== null,
+  );
+  ctx.res.end();
 }

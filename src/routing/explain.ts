@@ -2,8 +2,8 @@
 // and where the request would go. Uses the same compiled table and the same match function as the
 // proxy, so what it says is what the proxy does.
 import type { ListenerPlan, Plan } from '../config/compile.ts';
+import { hostOnly } from '../pipeline/accept.ts';
 import { normalizePath } from '../pipeline/path.ts';
-import { hostOnly } from '../pipeline/run.ts';
 import { type MatchInput, type Mismatch, mismatch, queryParams, type Route, upstreamPath } from './table.ts';
 
 export function explain(
@@ -55,7 +55,7 @@ export function explain(
     return { text: `${lines.join('\n')}\n`, matched: false };
   }
   const up = winner.upstream;
-  lines.push(`result: route ${winner.name} → upstream ${up.name} (${up.loadBalancer})`);
+  lines.push(`result: route ${winner.name} → upstream ${up.name} (${up.settings.loadBalancer})`);
   lines.push(`  path sent upstream: ${upstreamPath(winner, path)}${u.search}`);
   const mws = winner.config.middlewares;
   if (mws.length > 0) lines.push(`  middlewares: ${mws.join(', ')}`);

@@ -4,48 +4,56 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createH2Server, type Http2Session } from 'node:http2';
+import {
+  createServer as createH2Server,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../config/schema.ts';
-import { REASONS, type Reason } from '../pipeline/errors.ts';
+import { ProxyError, type Reason } from '../pipeline/errors.ts';
 import { normalizeIp } from '../pipeline/forwarding.ts';
-import { handleRequest, type Runtime } from '../pipeline/run.ts';
+import { respondError } from '../pipeline/respond.ts';
+import { NodeResponder, SocketResponder } from '../pipeline/responder.ts';
+import { handleRequest } from '../pipeline/run.ts';
+import type { ListenerSlot, Runtime } from '../pipeline/runtime.ts';
+import { isWebSocketUpgrade } from '../upstream/tunnel.ts';
 
-export function createHttpServer(rt: Runtime, listenerName: string, limits: LimitsConfig): Server {
+export function createHttpServer(rt: Runtime, slot: ListenerSlot, limits: LimitsConfig): Server {
   const server = createServer(
     {
-      // Request line and headers share Node's one limit; run.ts then checks each against its own.
+      // Request line and headers share Node's one limit; the accept stage then checks each against its own.
       maxHeaderSize: limits.maxRequestHeaders + limits.maxUriLength,
       headersTimeout: limits.headerTimeout,
       // The whole-request timeout is off: a large upload is fine while it moves (limits.bodyTimeout).
       requestTimeout: 0,
       keepAliveTimeout: limits.keepAliveTimeout,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.headerTimeout / 4))),
-      requireHostHeader: true,
+      // A missing Host is refused by the accept stage (one error writer, one log line), not by Node.
+      requireHostHeader: false,
       noDelay: true,
     },
-    requestHandler(rt, listenerName),
+    requestHandler(rt, slot),
   );
-  attach(server, rt, listenerName);
+  attach(server, rt, slot);
   return server;
 }
 
-/** The request handler of a listener: the listener's part of the current Plan, then the pipeline. */
-export function requestHandler(rt: Runtime, listenerName: string) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    const lp = rt.plan.listeners.get(listenerName);
-    if (lp === undefined) {
-      res.writeHead(503, { connection: 'close' }).end();
-      return;
-    }
-    handleRequest(rt, lp, req, res);
+/** A listener's request handler: every request, HTTP/1.1 or HTTP/2, into the one request path. */
+export function requestHandler(rt: Runtime, slot: ListenerSlot) {
+  return (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
+    handleRequest(rt, slot, req as IncomingMessage, new NodeResponder(res, req.httpVersionMajor === 2), null);
   };
 }
 
-/** What every listener's server gets: malformed-request answers and connection counts. */
-export function attach(server: EventEmitter, rt: Runtime, listenerName: string): void {
-  if (rt.stats !== null) {
-    const ls = rt.stats.listener(listenerName);
+/**
+ * What every listener's server gets: upgrade requests (WebSockets) into the same request path with
+ * a raw-socket responder, malformed-request answers, and connection counts.
+ */
+export function attach(server: EventEmitter, rt: Runtime, slot: ListenerSlot): void {
+  const ls = slot.stats;
+  if (ls !== null) {
     server.on('connection', (socket: Socket) => {
       ls.connections++;
       socket.once('close', () => ls.connections--);
@@ -53,8 +61,15 @@ export function attach(server: EventEmitter, rt: Runtime, listenerName: string):
     server.on('secureConnection', () => ls.tlsHandshakes++);
     server.on('tlsClientError', () => ls.tlsErrors++);
   }
+  // WebSocket upgrades go through the request path; any other Upgrade is served as plain HTTP/1.1.
+  (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
+    isWebSocketUpgrade;
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    handleRequest(rt, slot, req, new SocketResponder(socket), head);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
-    clientError(rt, listenerName, err, socket),
+    clientError(rt, slot, err, socket),
   );
 }
 
@@ -64,37 +79,22 @@ const CLIENT_ERRORS: Record<string, Reason> = {
   HPE_HEADER_TIMEOUT: 'request_timeout',
 };
 
-/** A request too broken to reach the pipeline: answer once, log once, close. */
-function clientError(rt: Runtime, listener: string, err: NodeJS.ErrnoException, socket: Socket): void {
+/** A request too broken to reach the pipeline: answer once (through the one error writer), log once, close. */
+function clientError(rt: Runtime, slot: ListenerSlot, err: NodeJS.ErrnoException, socket: Socket): void {
   const code = err.code ?? '';
   if (code === 'ECONNRESET' || !socket.writable || (err as { bytesParsed?: number }).bytesParsed === 0) {
     socket.destroy();
     return;
   }
   const reason = CLIENT_ERRORS[code] ?? 'bad_request';
-  const status = REASONS[reason];
   const id = randomUUID();
-  const body = `${status} ${reason}\nrequest id: ${id}\n`;
-  socket.end(
-    `HTTP/1.1 ${status} ${statusText(status)}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
-      `content-length: ${body.length}\r\nx-request-id: ${id}\r\n\r\n${body}`,
-  );
+  const error = new ProxyError(reason, undefined, { source: 'downstream' });
+  const bytes = respondError(new SocketResponder(socket), error, id, undefined, rt.via, true, false);
   if (rt.log !== null) {
     rt.log.write(
-      `{"time":"${new Date().toISOString()}","requestId":"${id}","listener":${JSON.stringify(listener)},"clientIp":"${normalizeIp(socket.remoteAddress)}"` +
-        `,"method":null,"host":null,"path":null,"status":${status},"bytes":${body.length},"route":null,"upstream":null,"target":null,"reason":"${reason}"}\n`,
+      `{"time":"${new Date().toISOString()}","requestId":"${id}","listener":${JSON.stringify(slot.plan.name)},"clientIp":"${normalizeIp(socket.remoteAddress)}"` +
+        `,"method":null,"host":null,"path":null,"status":${error.status},"bytes":${bytes},"route":null,"upstream":null,"target":null,"reason":"${reason}"}\n`,
     );
-  }
-}
-
-function statusText(status: number): string {
-  switch (status) {
-    case 408:
-      return 'Request Timeout';
-    case 431:
-      return 'Request Header Fields Too Large';
-    default:
-      return 'Bad Request';
   }
 }
 
@@ -138,12 +138,12 @@ export function trackSessions(server: EventEmitter, keepAliveMs: number): Set<Ht
 export function enableH2c(
   server: Server,
   rt: Runtime,
-  listenerName: string,
+  slot: ListenerSlot,
   limits: LimitsConfig,
   l: { http2Limits: Http2Limits },
 ): { closeIdle(): void; closeAll(): void } {
   const h2 = createH2Server(http2Options(limits, l.http2Limits) as Parameters<typeof createH2Server>[0]);
-  h2.on('request', requestHandler(rt, listenerName) as never);
+  h2.on('request', requestHandler(rt, slot));
   const sessions = trackSessions(h2, limits.keepAliveTimeout);
   const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeListener('connection', http1);

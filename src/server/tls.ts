@@ -8,7 +8,6 @@ import { constants, createHash, randomBytes, X509Certificate } from 'node:crypto
 import { readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { Server as HttpServer } from 'node:http';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config, LimitsConfig } from '../config/schema.ts';
 import { http2Options, trackSessions } from './http.ts';
@@ -247,7 +246,8 @@ export function createTlsFrontend(
   h1.headersTimeout = limits.headerTimeout;
   h1.requestTimeout = 0;
   h1.keepAliveTimeout = limits.keepAliveTimeout;
-  h1.requireHostHeader = true;
+  // A missing Host is refused by the accept stage (one error writer, one log line), not by Node.
+  h1.requireHostHeader = false;
   h1.connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(limits.headerTimeout / 4)));
   server.on(
     'OCSPRequest',
@@ -280,13 +280,4 @@ export function createTlsFrontend(
       store.close();
     },
   };
-}
-
-/** The TLS socket under a request, over HTTP/1.1 or HTTP/2. */
-export function tlsSocketOf(req: {
-  socket: Socket;
-  stream?: { session?: { socket?: Socket } };
-}): TLSSocket | undefined {
-  const s = (req.stream?.session?.socket ?? req.socket) as TLSSocket | undefined;
-  return s !== undefined && typeof s.getPeerCertificate === 'function' ? s : undefined;
 }

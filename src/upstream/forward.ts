@@ -12,12 +12,14 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { fail } from '../pipeline/answer.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
 import { connectionListed, HOP_BY_HOP } from '../pipeline/forwarding.ts';
-import { fail, type Runtime } from '../pipeline/run.ts';
+import type { Runtime } from '../pipeline/runtime.ts';
+import { type RetryKind, retryKindOf } from './retry.ts';
 import type { Target } from './target.ts';
-import { type RetryKind, retryKind, type Upstream } from './upstream.ts';
+import type { Upstream } from './upstream.ts';
 
 type Controller = Dispatcher.DispatchController;
 type Headers = Record<string, string | string[] | undefined>;
@@ -49,12 +51,12 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
       // answer has reached the socket: aborting destroys the half-read body, and with it the socket.
       fail(rt, ctx, new ProxyError('request_timeout', 'request body idle'), true);
       const abort = ctx.abortUpstream;
-      if (abort) ctx.res.once('finish', abort);
+      if (abort) ctx.res.onFinish(abort);
     });
     req.once('end', () => req.setTimeout(0));
   }
   upstream.active++;
-  upstream.budget.request();
+  upstream.retry.budget.request();
   new Exchange(rt, ctx, ureq, upstream, bodyKind).send(target);
 }
 
@@ -141,7 +143,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const now = performance.now();
     if (ctx.attempts === 0) {
       ctx.upstreamStart = now;
-      this.deadline = now + this.upstream.responseTimeout;
+      this.deadline = now + this.upstream.settings.responseTimeout;
     }
     ctx.target = target;
     ctx.attempts++;
@@ -153,8 +155,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.timedOut = undefined;
     target.active++;
     if (ctx.trace !== null) this.traceTry();
-    const tryTimeout = Math.max(1, Math.min(this.upstream.perTryTimeout, this.deadline - now));
-    if (this.upstream.preciseTryTimeout) this.timer = setTimeout(this.onTryTimeout, tryTimeout);
+    const tryTimeout = Math.max(1, Math.min(this.upstream.settings.perTryTimeout, this.deadline - now));
+    if (this.upstream.settings.preciseTryTimeout) this.timer = setTimeout(this.onTryTimeout, tryTimeout);
     const req = ctx.req;
     target.pool.dispatch(
       {
@@ -171,7 +173,7 @@ class Exchange implements Dispatcher.DispatchHandler {
                   { objectMode: false },
                 ),
         headersTimeout: tryTimeout,
-        bodyTimeout: this.upstream.idleTimeout,
+        bodyTimeout: this.upstream.settings.idleTimeout,
       },
       this,
     );
@@ -223,13 +225,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.gotResponse = true;
     this.stopTimer();
     if (this.spanId !== '') this.endSpan(statusCode, undefined);
-    if (upstream.failureStatus?.(statusCode)) upstream.recordFailure(target, `status ${statusCode}`);
-    else upstream.recordSuccess(target);
+    upstream.outlier.response(target, statusCode);
     if (res.destroyed) {
       controller.abort(new ProxyError('client_closed'));
       return;
     }
-    if (upstream.retryStatus?.(statusCode)) {
+    if (upstream.retry.statuses?.(statusCode)) {
       this.next = this.nextTarget('status');
       if (this.next !== undefined) {
         this.discarding = true;
@@ -242,7 +243,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, head);
     const cl = head.headers['content-length'];
     this.expected = typeof cl === 'string' ? Number(cl) : -1;
-    if (head.headers['grpc-status'] !== undefined && 'stream' in res) {
+    if (head.headers['grpc-status'] !== undefined && res.http2) {
       // Trailers-only (RFC: gRPC over HTTP/2): the status must arrive in the frame that ends the
       // stream. Node's compatibility API cannot end a stream with its headers, so it goes as trailers.
       this.grpcTrailers = {};
@@ -269,7 +270,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     ctx.bytesOut += chunk.length;
     if (!ctx.res.write(chunk)) {
       controller.pause();
-      this.ctx.res.once('drain', this.resume);
+      ctx.res.onDrain(this.resume);
     }
   }
 
@@ -280,9 +281,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.ended) return;
     const res = this.ctx.res;
     if (this.grpcTrailers !== null)
-      res.addTrailers({ ...this.grpcTrailers, ...(trailers as Record<string, string>) });
-    else if (trailers && Object.keys(trailers).length > 0 && (res.chunkedEncoding || 'stream' in res))
-      res.addTrailers(trailers as Record<string, string>);
+      res.trailers({ ...this.grpcTrailers, ...(trailers as Record<string, string>) });
+    else if (trailers && Object.keys(trailers).length > 0) res.trailers(trailers as Record<string, string>);
     res.end();
   }
 
@@ -290,7 +290,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.release();
     if (this.spanId !== '') this.endSpan(0, classifyUpstreamError(err).reason);
     const ctx = this.ctx;
-    if (ctx.res.writableEnded || ctx.res.destroyed) {
+    if (ctx.res.ended || ctx.res.destroyed) {
       // Already answered (408) or the client is gone: nothing more to send.
       ctx.error ??= new ProxyError('client_closed');
       return this.finish();
@@ -298,9 +298,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.discarding) return this.retry(this.next as Target);
     // A chunked body over the limit ends the exchange with the error the body reader recorded.
     const e = ctx.error?.reason === 'body_too_large' ? ctx.error : classifyUpstreamError(err);
-    const kind = retryKind(e.reason);
+    const kind = retryKindOf(e.reason);
     if (kind !== undefined) {
-      this.upstream.recordFailure(ctx.target as Target, e.reason);
+      this.upstream.outlier.failure(ctx.target as Target, e.reason);
       if (!this.gotResponse) {
         const next = this.nextTarget(kind);
         if (next !== undefined) return this.retry(next);
@@ -318,18 +318,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The target for a retry after `kind`, or undefined when the policy, the budget or the targets say no. */
   nextTarget(kind: RetryKind | 'status'): Target | undefined {
-    const ctx = this.ctx;
-    const upstream = this.upstream;
-    if (ctx.attempts >= upstream.retry.attempts) return undefined;
-    if (this.deadline - performance.now() < 1) return undefined;
-    const req = ctx.req;
+    const req = this.ctx.req;
     const replayable = this.bodyKind === 'none' || (!req.readableDidRead && !req.destroyed);
-    if (!upstream.mayRetry(kind, this.ureq.method, replayable)) return undefined;
     this.tried ??= new Set();
-    this.tried.add(ctx.target as Target);
-    const next = upstream.pick(ctx, this.tried);
-    if (next === undefined || upstream.overflowing(next)) return undefined;
-    return next;
+    return this.upstream.nextTarget(this.ctx, this.tried, kind, this.ureq.method, replayable, this.deadline);
   }
 
   retry(next: Target): void {

@@ -1,195 +1,138 @@
-// WebSockets (HTTP/1.1 Upgrade, RFC 6455): routed, balanced and checked like any request, then a
-// byte tunnel between client and target. The upgrade request goes upstream with the forwarding
-// headers and `Connection: upgrade`; a 101 answer is relayed and both directions stream with
-// backpressure (pipe); any other answer (the target refused the handshake) is relayed as it is and
-// the connection closed. Idle and maximum-lifetime timeouts end a tunnel; one access-log line is
-// written when it closes. WebSockets over HTTP/2 (RFC 8441) are not offered.
-import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
-import type { ListenerPlan } from '../config/compile.ts';
-import type { LocalResponse } from '../middleware/types.ts';
-import { requestId } from '../observe/requestId.ts';
-import { RequestContext } from '../pipeline/context.ts';
-import { classifyUpstreamError, ProxyError, REASONS, type Reason } from '../pipeline/errors.ts';
-import { upstreamHeaders, viaHasLoop } from '../pipeline/forwarding.ts';
-import { normalizePath } from '../pipeline/path.ts';
-import { errorPage } from '../pipeline/respond.ts';
-import { hostOnly, identifyClient, type Runtime } from '../pipeline/run.ts';
-import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
+// Upgrades (WebSockets, RFC 6455): the part of the request path after `select`. An upgrade request
+// has been accepted, routed, checked by the request middlewares and given a target by the same code
+// as any request (pipeline/run.ts); here it is connected to the target (plain TCP, or TLS with the
+// upstream's CA, server name and client certificate for https:// targets), the handshake is sent
+// with the forwarding headers, and the target's answer is relayed through the request's responder.
+// A 101 turns the connection into a byte tunnel, both directions piped with backpressure, ended by
+// the idle and lifetime timeouts; any other answer is relayed and the connection closed. A connect
+// failure tries another target, as for any request. WebSockets over HTTP/2 (RFC 8441) are not offered.
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { fail } from '../pipeline/answer.ts';
+import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
+import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
+import { connectionListed, HOP_BY_HOP } from '../pipeline/forwarding.ts';
+import type { SocketResponder } from '../pipeline/responder.ts';
+import type { Runtime } from '../pipeline/runtime.ts';
+import { retryKindOf } from './retry.ts';
 import type { Target } from './target.ts';
+import type { Upstream } from './upstream.ts';
 
 /** Only WebSocket upgrades are taken; any other Upgrade (h2c, ...) is served as plain HTTP/1.1. */
-export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+export function isWebSocketUpgrade(req: { headers: Record<string, unknown>; method?: string }): boolean {
   const u = req.headers.upgrade;
   return typeof u === 'string' && u.toLowerCase() === 'websocket' && req.method === 'GET';
 }
 
-export function upgradeHandler(rt: Runtime, listenerName: string) {
-  return (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    const listener = rt.plan.listeners.get(listenerName);
-    if (listener === undefined) return void socket.destroy();
-    void tunnel(rt, listener, req, socket, head).catch(() => socket.destroy());
-  };
+/** The largest response head a target may answer a handshake with. */
+const MAX_HEAD = 64 * 1024;
+
+/** Connects an upgrade request to its target (ctx.target) and relays the handshake. */
+export function splice(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest): void {
+  const client = (ctx.res as SocketResponder).socket;
+  rt.tunnels.add(client);
+  client.once('close', () => rt.tunnels.delete(client));
+  ureq.headers.push('connection', 'upgrade', 'upgrade', 'websocket');
+  void open(rt, ctx, ureq, client);
 }
 
-/** A fake response object for the request context: tunnels write to the socket directly. */
-const NO_RESPONSE = { headersSent: false, destroyed: false } as unknown as RequestContext['res'];
-
-async function tunnel(
-  rt: Runtime,
-  listener: ListenerPlan,
-  req: IncomingMessage,
-  client: Socket,
-  head: Buffer,
-) {
-  const start = performance.now();
-  const plan = rt.plan;
-  const ctx = new RequestContext(
-    requestId(req.headers['x-request-id']),
-    plan,
-    req,
-    NO_RESPONSE,
-    listener.name,
-    listener.scheme,
-    start,
-  );
-  rt.inflight++;
-  plan.usage.active++;
-  let bytesIn = 0;
-  let done = false;
-  let upstream: Socket | null = null;
-  const finish = () => {
-    if (done) return;
-    done = true;
-    ctx.bytesIn = bytesIn;
-    const now = performance.now();
-    if (rt.log !== null) rt.log.write(rt.line(ctx, now));
-    if (rt.stats !== null) rt.stats.record(ctx, now, null);
-    if (--plan.usage.active === 0 && plan.usage.retired) plan.usage.onDrained?.();
-    rt.inflight--;
-    if (rt.inflight === 0 && rt.onIdle !== null) rt.onIdle();
-  };
-  client.on('error', () => {});
-  rt.tunnels?.add(client);
-  client.once('close', () => {
-    rt.tunnels?.delete(client);
-    upstream?.destroy();
-    finish();
-  });
-  const refuse = (reason: Reason | ProxyError): void => {
-    const err = typeof reason === 'string' ? new ProxyError(reason) : reason;
-    ctx.error = err;
-    ctx.status = err.status;
-    const page = errorPage(err, ctx.id, req.headers.accept, rt.via);
-    writeRaw(client, page.status, { ...page.headers, connection: 'close' }, page.body);
-    ctx.bytesOut = page.body.length;
-  };
-
-  // ---- accept and route, as for any request
-  identifyClient(ctx, listener);
-  const url = req.url ?? '/';
-  if (url.length > plan.limits.maxUriLength) return refuse('uri_too_long');
-  ctx.hostHeader = req.headers.host ?? '';
-  ctx.host = hostOnly(ctx.hostHeader);
-  const q = url.indexOf('?');
-  const path = normalizePath(q < 0 ? url : url.slice(0, q));
-  if (path === undefined || url.charCodeAt(0) !== 47) return refuse('bad_request');
-  ctx.path = path;
-  ctx.query = q < 0 ? '' : url.slice(q);
-  if (viaHasLoop(req.headers.via, rt.via)) return refuse('loop_detected');
-  const input: MatchInput = {
-    host: ctx.host,
-    sni: '',
-    path,
-    method: 'GET',
-    headers: req.headers,
-    query: ctx.query,
-    params: undefined,
-  };
-  const route = matchRoute(listener.table, input);
-  if (route === undefined) return refuse('route_not_found');
-  ctx.route = route;
-  if (route.onRequest !== null) {
-    for (const m of route.onRequest) {
-      const r = await m.onRequest?.(ctx);
-      if (r !== undefined) return refuseLocal(client, ctx, r as LocalResponse, rt.via);
-    }
-  }
-
-  // ---- select, connect (another target on a connect failure)
-  const upstreamCfg = route.upstream;
+async function open(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, client: Socket): Promise<void> {
+  const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
+  const settings = upstream.settings;
   const tried = new Set<Target>();
-  let target = upstreamCfg.pick(ctx);
-  if (target === undefined) return refuse('no_healthy_target');
-  const headers = (t: Target) => {
-    const host = upstreamCfg.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : t.authority;
-    const h = upstreamHeaders(ctx, host, rt.via, plan.forwarded);
-    h.push('connection', 'upgrade', 'upgrade', 'websocket');
-    return h;
-  };
+  const deadline = performance.now() + settings.responseTimeout;
+  ctx.upstreamStart = performance.now();
+  let target = ctx.target as Target;
+  let up: Socket;
   for (;;) {
     ctx.target = target;
     ctx.attempts++;
     target.active++;
     try {
-      upstream = await open(target, upstreamCfg.connectTimeout);
-      upstreamCfg.recordSuccess(target);
+      up = await connectTo(target, settings.connectTimeout);
+      upstream.outlier.success(target);
       break;
     } catch (err) {
       target.active--;
       const e = classifyUpstreamError(err);
-      upstreamCfg.recordFailure(target, e.reason);
-      tried.add(target);
-      const next = ctx.attempts < upstreamCfg.retry.attempts ? upstreamCfg.pick(ctx, tried) : undefined;
-      if (next === undefined || client.destroyed) return refuse(e);
+      upstream.outlier.failure(target, e.reason);
+      const kind = retryKindOf(e.reason);
+      const next =
+        kind === undefined || client.destroyed
+          ? undefined
+          : upstream.nextTarget(ctx, tried, kind, 'GET', true, deadline);
+      if (next === undefined) return fail(rt, ctx, e, true);
+      upstream.retries++;
       target = next;
     }
   }
   const t = target;
-  client.once('close', () => t.active--);
-  if (client.destroyed) return void upstream.destroy();
-  ctx.upstreamStart = performance.now();
-
-  // ---- the handshake upstream, its answer relayed
-  const lines = [`GET ${upstreamPath(route, ctx.path)}${ctx.query} HTTP/1.1`];
-  const h = headers(t);
-  for (let i = 0; i < h.length; i += 2) lines.push(`${h[i]}: ${h[i + 1]}`);
-  upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-  if (head.length > 0) upstream.write(head);
-  const up = upstream;
+  up.once('close', () => t.active--);
   up.on('error', () => client.destroy());
-  up.once('close', () => client.destroy());
-  const answer = await readHead(up, upstreamCfg.responseTimeout).catch((err: Error) => err);
-  if (answer instanceof Error) {
-    upstreamCfg.recordFailure(t, 'upstream_timeout');
+  client.once('close', () => up.destroy());
+  ctx.abortUpstream = () => up.destroy();
+  if (client.destroyed) return void up.destroy();
+
+  // ---- the handshake upstream
+  let head = `${ureq.method} ${ureq.path} HTTP/1.1\r\n`;
+  const h = ureq.headers;
+  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+  up.write(`${head}\r\n`, 'latin1');
+  if (ctx.upgrade !== null && ctx.upgrade.length > 0) up.write(ctx.upgrade);
+
+  // ---- its answer, relayed through the responder
+  let answer: Answer;
+  try {
+    answer = await readHead(up, Math.max(1, deadline - performance.now()));
+  } catch (err) {
+    const e = err as ProxyError;
+    upstream.outlier.failure(t, e.reason);
     up.destroy();
-    return refuse(new ProxyError(answer.message === 'timeout' ? 'upstream_timeout' : 'upstream_reset'));
+    return fail(rt, ctx, e, true);
   }
   ctx.upstreamMs = performance.now() - ctx.upstreamStart;
-  ctx.status = answer.status;
+  const res = ctx.res;
+  if (res.destroyed) return void up.destroy();
+  const responseHead: ResponseHead = { status: answer.status, headers: answer.headers };
+  const hooks = (ctx.route as NonNullable<RequestContext['route']>).onResponse;
+  if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, responseHead);
+  responseHead.headers['x-request-id'] = ctx.id;
+  const via = responseHead.headers.via;
+  responseHead.headers.via = via === undefined ? `1.1 ${rt.via}` : `${via}, 1.1 ${rt.via}`;
+
   if (answer.status !== 101) {
-    // The target refused the handshake: its answer goes to the client as it is.
-    client.write(answer.raw);
-    if (answer.rest.length > 0) client.write(answer.rest);
-    up.pipe(client);
+    // The target refused the handshake: its answer goes to the client, then the connection closes.
+    res.writeHead(responseHead.status, responseHead.headers, true);
+    up.setTimeout(settings.idleTimeout, () => client.destroy());
+    relayBody(ctx, up, client, answer);
     return;
   }
-  client.write(answer.raw);
-  if (answer.rest.length > 0) client.write(answer.rest);
+  responseHead.headers.upgrade = answer.upgrade;
+  res.writeHead(101, responseHead.headers);
+  if (answer.rest.length > 0) {
+    ctx.bytesOut += answer.rest.length;
+    client.write(answer.rest);
+  }
+  tunnel(ctx, upstream, client, up);
+}
+
+/** The tunnel proper: bytes both ways with backpressure, counted, ended by the timeouts. */
+function tunnel(ctx: RequestContext, upstream: Upstream, client: Socket, up: Socket): void {
   client.on('data', (c: Buffer) => {
-    bytesIn += c.length;
+    ctx.bytesIn += c.length;
   });
   up.on('data', (c: Buffer) => {
     ctx.bytesOut += c.length;
   });
   client.pipe(up);
   up.pipe(client);
-  const idle = upstreamCfg.tunnelIdleTimeout;
+  up.resume();
+  const idle = upstream.settings.tunnelIdleTimeout;
   if (idle > 0) {
     client.setTimeout(idle, () => client.destroy());
     up.setTimeout(idle, () => client.destroy());
   }
-  const life = upstreamCfg.tunnelMaxLifetime;
+  const life = upstream.settings.tunnelMaxLifetime;
   if (life > 0) {
     const timer = setTimeout(() => client.destroy(), life);
     timer.unref();
@@ -197,52 +140,108 @@ async function tunnel(
   }
 }
 
-function open(target: Target, timeoutMs: number): Promise<Socket> {
+/** A refused handshake's body: by Content-Length when it has one, else until the target closes. */
+function relayBody(ctx: RequestContext, up: Socket, client: Socket, answer: Answer): void {
+  let left = answer.length;
+  const send = (c: Buffer): void => {
+    const chunk = left >= 0 && c.length > left ? c.subarray(0, left) : c;
+    if (left >= 0) left -= chunk.length;
+    ctx.bytesOut += chunk.length;
+    if (chunk.length > 0) client.write(chunk);
+    if (left === 0) {
+      up.destroy();
+      ctx.res.end();
+    }
+  };
+  if (left === 0) return send(Buffer.alloc(0));
+  if (answer.rest.length > 0) send(answer.rest);
+  if (left === 0) return;
+  up.on('data', send);
+  up.once('end', () => ctx.res.end());
+  up.resume();
+}
+
+function connectTo(target: Target, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const host = target.url.hostname.replace(/^\[|\]$/g, '');
-    const s = connect({ host, port: Number(target.url.port || 80), noDelay: true });
+    const secure = target.protocol === 'https';
+    const port = Number(target.url.port || (secure ? 443 : 80));
+    const tls = target.connect as { ca?: string; cert?: string; key?: string; servername?: string };
+    const s: Socket = secure
+      ? connectTls({
+          host,
+          port,
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          servername: tls.servername,
+          rejectUnauthorized:
+            (target.connect as { rejectUnauthorized?: boolean }).rejectUnauthorized !== false,
+          ALPNProtocols: ['http/1.1'],
+        })
+      : connectTcp({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       s.destroy();
-      reject(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }));
+      reject(new ProxyError('upstream_connect_timeout', 'connect timeout'));
     }, timeoutMs);
-    s.once('connect', () => {
+    s.once(secure ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
       s.removeAllListeners('error');
+      if (secure) s.setNoDelay(true);
       resolve(s);
     });
     s.once('error', (err) => {
       clearTimeout(timer);
+      s.destroy();
       reject(err);
     });
   });
 }
 
-/** Reads an HTTP response head (up to 64 KiB); what follows it is returned as `rest`. */
-function readHead(s: Socket, timeoutMs: number): Promise<{ status: number; raw: Buffer; rest: Buffer }> {
+interface Answer {
+  status: number;
+  /** Headers without hop-by-hop ones (Connection, Upgrade, Transfer-Encoding kept aside). */
+  headers: Record<string, string | string[]>;
+  /** The Upgrade value of a 101. */
+  upgrade: string;
+  /** Content-Length of a refused handshake's body, or -1. */
+  length: number;
+  /** Bytes after the head. */
+  rest: Buffer;
+}
+
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: [^\r\n]*)?$/;
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*?)[ \t]*$/;
+
+/** Reads the target's response head (up to 64 KiB); what follows it is `rest`. */
+function readHead(s: Socket, timeoutMs: number): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => done(new Error('timeout')), timeoutMs);
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(
+      () => done(new ProxyError('upstream_timeout', 'no handshake answer in time')),
+      timeoutMs,
+    );
     const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
+      buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (buf.length > 65536) done(new Error('head too large'));
+        if (buf.length > MAX_HEAD)
+          done(new ProxyError('upstream_protocol_error', 'handshake answer too large'));
         return;
       }
-      const raw = buf.subarray(0, end + 4);
-      const m = /^HTTP\/1\.[01] (\d{3})/.exec(raw.toString('latin1', 0, 16));
-      if (m === null) return done(new Error('not HTTP'));
-      done(undefined, { status: Number(m[1]), raw, rest: buf.subarray(end + 4) });
+      const answer = parseHead(buf.toString('latin1', 0, end), buf.subarray(end + 4));
+      if (answer === undefined) return done(new ProxyError('upstream_protocol_error', 'not an HTTP answer'));
+      done(undefined, answer);
     };
-    const onEnd = () => done(new Error('closed'));
-    const done = (err?: Error, v?: { status: number; raw: Buffer; rest: Buffer }) => {
+    const onEnd = () => done(new ProxyError('upstream_reset', 'closed before answering'));
+    const done = (err?: ProxyError, v?: Answer) => {
       clearTimeout(timer);
       s.off('data', onData);
       s.off('end', onEnd);
       s.off('close', onEnd);
       s.pause();
       if (err) reject(err);
-      else resolve(v as { status: number; raw: Buffer; rest: Buffer });
+      else resolve(v as Answer);
     };
     s.on('data', onData);
     s.once('end', onEnd);
@@ -250,44 +249,35 @@ function readHead(s: Socket, timeoutMs: number): Promise<{ status: number; raw: 
   });
 }
 
-function writeRaw(socket: Socket, status: number, headers: Record<string, string>, body: string): void {
-  if (socket.destroyed) return;
-  const lines = [`HTTP/1.1 ${status} ${statusText(status)}`];
-  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-}
-
-function refuseLocal(socket: Socket, ctx: RequestContext, r: LocalResponse, via: string): void {
-  const reason = r.reason !== undefined && r.reason in REASONS ? (r.reason as Reason) : undefined;
-  if (reason !== undefined) ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-  ctx.status = r.status;
-  const body =
-    r.body ?? (reason ? errorPage(ctx.error as ProxyError, ctx.id, ctx.req.headers.accept, via).body : '');
-  writeRaw(
-    socket,
-    r.status,
-    {
-      ...r.headers,
-      'x-request-id': ctx.id,
-      'content-length': String(Buffer.byteLength(body)),
-      connection: 'close',
-    },
-    body,
-  );
-}
-
-function statusText(status: number): string {
-  return (
-    {
-      400: 'Bad Request',
-      403: 'Forbidden',
-      404: 'Not Found',
-      414: 'URI Too Long',
-      429: 'Too Many Requests',
-      502: 'Bad Gateway',
-      503: 'Service Unavailable',
-      504: 'Gateway Timeout',
-      508: 'Loop Detected',
-    }[status] ?? 'Error'
-  );
+function parseHead(text: string, rest: Buffer): Answer | undefined {
+  const lines = text.split('\r\n');
+  const m = STATUS_LINE.exec(lines[0]);
+  if (m === null) return undefined;
+  const status = Number(m[1]);
+  const raw: [string, string][] = [];
+  let listed: Set<string> | null = null;
+  for (let i = 1; i < lines.length; i++) {
+    const h = HEADER_LINE.exec(lines[i]);
+    if (h === null) return undefined;
+    const name = h[1].toLowerCase();
+    raw.push([name, h[2]]);
+    if (name === 'connection') listed = connectionListed(h[2]);
+  }
+  const headers: Record<string, string | string[]> = {};
+  let upgrade = '';
+  let length = -1;
+  for (const [name, value] of raw) {
+    if (name === 'upgrade') upgrade = value;
+    if (name === 'content-length') {
+      if (!/^\d+$/.test(value) || (length >= 0 && Number(value) !== length)) return undefined;
+      length = Number(value);
+    }
+    // A refused handshake keeps its body framing; a 101 has none.
+    const framing = status !== 101 && name === 'transfer-encoding';
+    if (!framing && (HOP_BY_HOP.has(name) || listed?.has(name))) continue;
+    const prev = headers[name];
+    headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
+  }
+  if (status === 101 && upgrade === '') return undefined;
+  return { status, headers, upgrade, length, rest };
 }

@@ -38,7 +38,7 @@ test('a Plan swap leaves in-flight requests on the old Plan, new ones use the ne
       'only routes and upstreams changed',
     );
     gh.gh.reload(validateText(`${config(b.url)}limits: { maxRequestBody: 1kb }\n`).config!);
-    assert.ok(gh.messages.includes('reload: limits changed; that part applies after a restart'));
+    assert.ok(gh.messages.includes('reload: limits changed; they apply after a restart (kept as they were)'));
   } finally {
     await gh.close();
     await a.close();

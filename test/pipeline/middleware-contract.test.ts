@@ -9,7 +9,9 @@ import { compile, type ListenerPlan } from '../../src/config/compile.ts';
 import { validateText } from '../../src/config/validate.ts';
 import type { Middleware } from '../../src/middleware/types.ts';
 import { accessLine, MemorySink } from '../../src/observe/accessLog.ts';
-import { handleRequest, type Runtime } from '../../src/pipeline/run.ts';
+import { NodeResponder } from '../../src/pipeline/responder.ts';
+import { handleRequest } from '../../src/pipeline/run.ts';
+import type { Runtime } from '../../src/pipeline/runtime.ts';
 import { compileRoute } from '../../src/routing/table.ts';
 import { send } from '../helpers/http.ts';
 import { origin } from '../helpers/origin.ts';
@@ -63,8 +65,12 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
     log: new MemorySink(),
     inflight: 0,
     onIdle: null,
+    tunnels: new Set(),
   };
-  const server = createServer((req, res) => handleRequest(rt, listener, req, res)).listen(0, '127.0.0.1');
+  const slot = { plan: listener, stats: null };
+  const server = createServer((req, res) =>
+    handleRequest(rt, slot, req, new NodeResponder(res, false), null),
+  ).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {

@@ -1,0 +1,33 @@
+// What the request path needs from the running Gatehouse. `plan` is swapped by reload; each
+// listener's slot is updated in place then, so a request finds its listener's part of the Plan and
+// its figures by reference, never by name.
+import type { Socket } from 'node:net';
+import type { ListenerPlan, Plan } from '../config/compile.ts';
+import type { LogSink } from '../observe/accessLog.ts';
+import type { ListenerStats, Stats } from '../observe/stats.ts';
+import type { Tracer } from '../observe/tracing.ts';
+import type { RequestContext } from './context.ts';
+
+export interface Runtime {
+  plan: Plan;
+  /** The Via pseudonym, stable across reloads. */
+  readonly via: string;
+  log: LogSink | null;
+  /** Formats one access-log line (accessLog.format). */
+  line: (ctx: RequestContext, now: number) => string;
+  /** Live figures for /metrics and the admin API; null without an admin listener. */
+  stats: Stats | null;
+  tracer: Tracer | null;
+  inflight: number;
+  onIdle: (() => void) | null;
+  /** Client sockets of open tunnels (WebSockets): outside the HTTP server's reach once upgraded. */
+  readonly tunnels: Set<Socket>;
+}
+
+/** One listener's view of the running Gatehouse: held by its server, updated on reload. */
+export interface ListenerSlot {
+  /** The listener's part of the current Plan. */
+  plan: ListenerPlan;
+  /** Its figures (kept across reloads); null without an admin listener. */
+  readonly stats: ListenerStats | null;
+}
