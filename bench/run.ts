@@ -49,7 +49,7 @@ interface Proxy {
 const node = process.execPath;
 
 /** Gatehouse with routing (three routes, the match is the last) and forwarding headers, as deployed. */
-function startGatehouse(port: number, accessLog: boolean, metrics = false): ChildProcess {
+function startGatehouse(port: number, accessLog: boolean, metrics = false, root = ROOT): ChildProcess {
   const cfg = join(dir, `gatehouse-${port}.yaml`);
   writeFileSync(
     cfg,
@@ -65,13 +65,21 @@ upstreams:
   origin: { targets: [{ url: "${origin}" }], timeouts: { keepAlive: 60s } }
 `,
   );
-  return run('taskset', ['-c', PROXY_CORE, node, join(ROOT, 'src', 'cli.ts'), 'run', '-c', cfg], 'gatehouse');
+  return run('taskset', ['-c', PROXY_CORE, node, join(root, 'src', 'cli.ts'), 'run', '-c', cfg], 'gatehouse');
 }
+/**
+ * BENCH_BASELINE=DIR: also run the Gatehouse checked out in DIR (an earlier commit, e.g. made with
+ * `git worktree add DIR <commit>`), same config, in the same interleaved rounds: before and after.
+ */
+const BASELINE = process.env.BENCH_BASELINE;
 const allProxies: Proxy[] = [
   {
     name: 'gatehouse',
     start: (port) => startGatehouse(port, true),
   },
+  ...(BASELINE
+    ? [{ name: 'gatehouse (baseline)', start: (port: number) => startGatehouse(port, true, false, BASELINE) }]
+    : []),
   {
     name: 'gatehouse, access log off',
     start: (port) => startGatehouse(port, false),
