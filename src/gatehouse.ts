@@ -13,7 +13,15 @@ import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
 import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
 import type { ListenerSlot, Runtime } from './pipeline/runtime.ts';
-import { attach, createHttpServer, enableH2c, requestHandler } from './server/http.ts';
+import { createH1Server, H1Server } from './server/h1/engine.ts';
+import {
+  attach,
+  countConnections,
+  createH2c,
+  createHttpServer,
+  enableH2c,
+  requestHandler,
+} from './server/http.ts';
 import { createTlsFrontend } from './server/tls.ts';
 import type { Target } from './upstream/target.ts';
 import type { Upstream } from './upstream/upstream.ts';
@@ -153,16 +161,50 @@ export class Gatehouse {
     this.#slots.push(slot);
     let frontend: Frontend;
     if (l.tls) {
+      // HTTP/2 stays with node:http2; HTTP/1.1 (by ALPN, or without ALPN) comes to our engine.
+      const h1 = l.engine === 'gatehouse' ? new H1Server(this.#rt, slot, config.limits, null) : null;
       let ca: string | undefined;
       try {
         ca = l.tls.clientAuth ? readFileSync(l.tls.clientAuth.caFile, 'utf8') : undefined;
-        frontend = createTlsFrontend(l, config.limits, this.#say, ca);
+        frontend = createTlsFrontend(l, config.limits, this.#say, ca, h1?.accept);
       } catch (err) {
         throw new StartError(`listener ${name}: cannot load its certificates: ${(err as Error).message}`);
       }
       const tls = frontend.server;
       tls.on('request', requestHandler(this.#rt, slot));
       attach(tls, this.#rt, slot);
+      if (h1 !== null) {
+        const tlsFrontend = frontend;
+        frontend = {
+          server: tls,
+          closeIdle() {
+            tlsFrontend.closeIdle();
+            h1.closeIdle();
+          },
+          closeAll() {
+            tlsFrontend.closeAll();
+            h1.closeAll();
+          },
+          stop: () => tlsFrontend.stop(),
+        };
+      }
+    } else if (l.engine === 'gatehouse') {
+      const h2c = l.h2c ? createH2c(this.#rt, slot, config.limits, l) : null;
+      const h1 = new H1Server(this.#rt, slot, config.limits, h2c?.server ?? null);
+      const server = createH1Server(h1);
+      countConnections(server, slot);
+      frontend = {
+        server,
+        closeIdle() {
+          h1.closeIdle();
+          h2c?.closeIdle();
+        },
+        closeAll() {
+          h1.closeAll();
+          h2c?.closeAll();
+        },
+        stop() {},
+      };
     } else {
       const http = createHttpServer(this.#rt, slot, config.limits);
       const h2c = l.h2c ? enableH2c(http, this.#rt, slot, config.limits, l) : null;

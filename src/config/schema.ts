@@ -150,6 +150,10 @@ export const listenerSchema = z.strictObject({
     .prefault('http')
     .meta({ description: 'http: HTTP/1.1, and HTTP/2 by ALPN or h2c. The only protocol for now.' }),
   tls: listenerTls.optional().meta({ description: 'TLS termination; the listener speaks HTTPS.' }),
+  engine: z.enum(['gatehouse', 'node']).prefault('gatehouse').meta({
+    description:
+      'The HTTP/1.1 server: gatehouse (our own engine on raw sockets, the fast one) or node (node:http, kept for comparison and as a fallback). HTTP/2 is served by node:http2 either way.',
+  }),
   h2c: z.boolean().prefault(false).meta({
     description: 'Cleartext HTTP/2 (h2c) with prior knowledge, beside HTTP/1.1, on a listener without TLS.',
   }),
@@ -581,6 +585,10 @@ export const upstreamSchema = z
     http2: z.boolean().prefault(true).meta({
       description:
         'Offer HTTP/2 to https:// targets by ALPN (they may still answer HTTP/1.1); h2c:// always is.',
+    }),
+    http1Client: z.enum(['gatehouse', 'undici']).prefault('gatehouse').meta({
+      description:
+        'The client for http:// targets: gatehouse (our own keep-alive pool on raw sockets, the fast one) or undici. https:// and h2c:// targets always use undici.',
     }),
     healthCheck: healthCheckSchema.optional().meta({
       description:

@@ -16,7 +16,7 @@ import { splice } from '../upstream/tunnel.ts';
 import { headerBytes, hostOnly, identifyClient, requestHost, splitTarget } from './accept.ts';
 import { fail, respondLocal } from './answer.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
-import { ProxyError } from './errors.ts';
+import { ProxyError, type Reason } from './errors.ts';
 import { upstreamHeaders, viaHasLoop } from './forwarding.ts';
 import { hasEncodedSlash } from './path.ts';
 import type { Responder } from './responder.ts';
@@ -27,7 +27,9 @@ const ALLOW = 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS';
 
 /**
  * Runs one request. `upgrade` is null for an ordinary request, or for an upgrade request (a
- * WebSocket handshake) the bytes the client sent after its head.
+ * WebSocket handshake) the bytes the client sent after its head. `refuse`: the transport has
+ * already found the request unacceptable (CONNECT, an unknown Expect); it is answered with that
+ * reason, and logged and counted like any other.
  */
 export function handleRequest(
   rt: Runtime,
@@ -35,6 +37,7 @@ export function handleRequest(
   req: IncomingMessage,
   res: Responder,
   upgrade: Buffer | null,
+  refuse: Reason | null = null,
 ): void {
   const start = performance.now();
   const plan = rt.plan;
@@ -58,6 +61,7 @@ export function handleRequest(
 
   // ---- accept (request head)
   identifyClient(ctx, listener);
+  if (refuse !== null) return fail(rt, ctx, refuse, true);
   const limits = plan.limits;
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);

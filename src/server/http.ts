@@ -1,24 +1,23 @@
 // HTTP listeners: the socket-level part of the `accept` stage. Node's llhttp parser is strict by
 // default (no request smuggling through conflicting Content-Length / Transfer-Encoding); the
 // header timeout answers slow clients with 408 and an oversized head gets 431.
-import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   createServer as createH2Server,
+  type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { LimitsConfig } from '../config/schema.ts';
-import { ProxyError, type Reason } from '../pipeline/errors.ts';
-import { normalizeIp } from '../pipeline/forwarding.ts';
-import { respondError } from '../pipeline/respond.ts';
+import type { Reason } from '../pipeline/errors.ts';
 import { NodeResponder, SocketResponder } from '../pipeline/responder.ts';
 import { handleRequest } from '../pipeline/run.ts';
 import type { ListenerSlot, Runtime } from '../pipeline/runtime.ts';
 import { isWebSocketUpgrade } from '../upstream/tunnel.ts';
+import { answerMalformed } from './malformed.ts';
 
 export function createHttpServer(rt: Runtime, slot: ListenerSlot, limits: LimitsConfig): Server {
   const server = createServer(
@@ -52,15 +51,7 @@ export function requestHandler(rt: Runtime, slot: ListenerSlot) {
  * a raw-socket responder, malformed-request answers, and connection counts.
  */
 export function attach(server: EventEmitter, rt: Runtime, slot: ListenerSlot): void {
-  const ls = slot.stats;
-  if (ls !== null) {
-    server.on('connection', (socket: Socket) => {
-      ls.connections++;
-      socket.once('close', () => ls.connections--);
-    });
-    server.on('secureConnection', () => ls.tlsHandshakes++);
-    server.on('tlsClientError', () => ls.tlsErrors++);
-  }
+  countConnections(server, slot);
   // WebSocket upgrades go through the request path; any other Upgrade is served as plain HTTP/1.1.
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
     isWebSocketUpgrade;
@@ -73,29 +64,32 @@ export function attach(server: EventEmitter, rt: Runtime, slot: ListenerSlot): v
   );
 }
 
+/** Connections (and TLS handshakes) of a listener, for /metrics and the dashboard. */
+export function countConnections(server: EventEmitter, slot: ListenerSlot): void {
+  const ls = slot.stats;
+  if (ls === null) return;
+  server.on('connection', (socket: Socket) => {
+    ls.connections++;
+    socket.once('close', () => ls.connections--);
+  });
+  server.on('secureConnection', () => ls.tlsHandshakes++);
+  server.on('tlsClientError', () => ls.tlsErrors++);
+}
+
 const CLIENT_ERRORS: Record<string, Reason> = {
   HPE_HEADER_OVERFLOW: 'headers_too_large',
   ERR_HTTP_REQUEST_TIMEOUT: 'request_timeout',
   HPE_HEADER_TIMEOUT: 'request_timeout',
 };
 
-/** A request too broken to reach the pipeline: answer once (through the one error writer), log once, close. */
+/** A request Node's parser refused: answered and logged like any malformed request. */
 function clientError(rt: Runtime, slot: ListenerSlot, err: NodeJS.ErrnoException, socket: Socket): void {
   const code = err.code ?? '';
   if (code === 'ECONNRESET' || !socket.writable || (err as { bytesParsed?: number }).bytesParsed === 0) {
     socket.destroy();
     return;
   }
-  const reason = CLIENT_ERRORS[code] ?? 'bad_request';
-  const id = randomUUID();
-  const error = new ProxyError(reason, undefined, { source: 'downstream' });
-  const bytes = respondError(new SocketResponder(socket), error, id, undefined, rt.via, true, false);
-  if (rt.log !== null) {
-    rt.log.write(
-      `{"time":"${new Date().toISOString()}","requestId":"${id}","listener":${JSON.stringify(slot.plan.name)},"clientIp":"${normalizeIp(socket.remoteAddress)}"` +
-        `,"method":null,"host":null,"path":null,"status":${error.status},"bytes":${bytes},"route":null,"upstream":null,"target":null,"reason":"${reason}"}\n`,
-    );
-  }
+  answerMalformed(rt, slot, socket, CLIENT_ERRORS[code] ?? 'bad_request');
 }
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -142,9 +136,7 @@ export function enableH2c(
   limits: LimitsConfig,
   l: { http2Limits: Http2Limits },
 ): { closeIdle(): void; closeAll(): void } {
-  const h2 = createH2Server(http2Options(limits, l.http2Limits) as Parameters<typeof createH2Server>[0]);
-  h2.on('request', requestHandler(rt, slot));
-  const sessions = trackSessions(h2, limits.keepAliveTimeout);
+  const h2c = createH2c(rt, slot, limits, l);
   const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeListener('connection', http1);
   server.prependListener('connection', (socket: Socket) => {
@@ -154,7 +146,7 @@ export function enableH2c(
       const n = Math.min(first.length, PREFACE.length);
       if (n >= 3 && first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
         // The session takes over the socket, reading what is already buffered first.
-        h2.emit('connection', socket);
+        h2c.server.emit('connection', socket);
       } else {
         http1.call(server, socket);
         socket.resume();
@@ -164,10 +156,31 @@ export function enableH2c(
   return {
     closeIdle() {
       server.closeIdleConnections();
-      for (const s of sessions) s.close();
+      h2c.closeIdle();
     },
     closeAll() {
       server.closeAllConnections();
+      h2c.closeAll();
+    },
+  };
+}
+
+/** The HTTP/2 server behind an h2c listener (either engine hands it the connections that start with the preface). */
+export function createH2c(
+  rt: Runtime,
+  slot: ListenerSlot,
+  limits: LimitsConfig,
+  l: { http2Limits: Http2Limits },
+): { server: Http2Server; closeIdle(): void; closeAll(): void } {
+  const h2 = createH2Server(http2Options(limits, l.http2Limits) as Parameters<typeof createH2Server>[0]);
+  h2.on('request', requestHandler(rt, slot));
+  const sessions = trackSessions(h2, limits.keepAliveTimeout);
+  return {
+    server: h2,
+    closeIdle() {
+      for (const s of sessions) s.close();
+    },
+    closeAll() {
       for (const s of sessions) s.destroy();
     },
   };

@@ -221,6 +221,8 @@ export function createTlsFrontend(
   limits: LimitsConfig,
   say: (msg: string) => void,
   clientCa: string | undefined,
+  /** Our HTTP/1.1 engine's entry, when the listener uses it; without, node:http serves HTTP/1.1. */
+  http1?: (socket: TLSSocket) => void,
 ): TlsFrontend {
   const cfg = l.tls as TlsConfig;
   const store = new CertificateStore(l.name, cfg, say, clientCa);
@@ -257,6 +259,15 @@ export function createTlsFrontend(
   // Client-initiated renegotiation (TLS 1.2) only costs the server CPU. OpenSSL refuses it with a
   // no_renegotiation alert (SSL_OP_NO_RENEGOTIATION, in every context); Node's own switch as well.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+  if (http1 !== undefined) {
+    // Our HTTP/1.1 engine takes every connection that did not choose h2 by ALPN; node:http2 keeps h2.
+    const [h2] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    server.removeListener('secureConnection', h2);
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      if (socket.alpnProtocol === 'h2') h2.call(server, socket);
+      else http1(socket);
+    });
+  }
   const sessions = trackSessions(server, limits.keepAliveTimeout);
   server.setTimeout(0);
   const rotate = () => server.setTicketKeys(randomBytes(48));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { validateText } from '../../src/config/validate.ts';
-import { start, until } from '../helpers/gatehouse.ts';
+import { start, testConfig, until } from '../helpers/gatehouse.ts';
 import { send } from '../helpers/http.ts';
 import { origin } from '../helpers/origin.ts';
 
@@ -24,7 +23,7 @@ test('a Plan swap leaves in-flight requests on the old Plan, new ones use the ne
     const slow = send(`${gh.url()}/slow`);
     await until(() => a.seen.length === 1, 3000, 'slow request to arrive');
     const old = gh.gh.plan;
-    gh.gh.reload(validateText(config(b.url)).config!);
+    gh.gh.reload(testConfig(config(b.url)));
     assert.notEqual(gh.gh.plan, old);
     assert.equal((await send(`${gh.url()}/x`)).body, 'new');
     assert.equal(old.usage.retired, true);
@@ -37,7 +36,7 @@ test('a Plan swap leaves in-flight requests on the old Plan, new ones use the ne
       0,
       'only routes and upstreams changed',
     );
-    gh.gh.reload(validateText(`${config(b.url)}limits: { maxRequestBody: 1kb }\n`).config!);
+    gh.gh.reload(testConfig(`${config(b.url)}limits: { maxRequestBody: 1kb }\n`));
     assert.ok(gh.messages.includes('reload: limits changed; they apply after a restart (kept as they were)'));
   } finally {
     await gh.close();

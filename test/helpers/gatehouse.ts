@@ -1,6 +1,7 @@
 // Starts a real Gatehouse in this process from a YAML string, on random ports.
 import { formatError } from '../../src/config/load.ts';
 import { validateText } from '../../src/config/validate.ts';
+import type { Config } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { MemorySink } from '../../src/observe/accessLog.ts';
 
@@ -13,9 +14,20 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export async function start(yaml: string): Promise<Running> {
+/**
+ * A test config from YAML. GATEHOUSE_TEST_ENGINE=node runs the suite on node:http instead of our
+ * HTTP/1.1 engine (CI runs the end-to-end tests on both).
+ */
+export function testConfig(yaml: string): Config {
   const v = validateText(yaml, 'test.yaml');
   if (!v.config) throw new Error(`invalid test config:\n${v.errors.map(formatError).join('\n')}`);
+  const engine = process.env.GATEHOUSE_TEST_ENGINE;
+  if (engine === 'node' || engine === 'gatehouse') for (const l of v.config.listeners) l.engine = engine;
+  return v.config;
+}
+
+export async function start(yaml: string): Promise<Running> {
+  const v = { config: testConfig(yaml) };
   const log = new MemorySink();
   const messages: string[] = [];
   const gh = await Gatehouse.start(v.config, { accessLog: log, say: (m) => messages.push(m) });
