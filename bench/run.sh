@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: Gatehouse side by side with nginx, HAProxy and two Node proxies.
 # Installs the Debian packages it needs (nginx, haproxy, wrk), then runs bench/run.ts, or with
-# `failover` as the first argument bench/failover.ts (one backend killed under load), or with `h2`
-# bench/h2.ts (HTTP/2 over TLS with h2load).
+# `failover` as the first argument bench/failover.ts (one backend killed under load), with `h2`
+# bench/h2.ts (HTTP/2 over TLS with h2load), or with `idle` bench/idle.ts (memory with 10,000 idle
+# keep-alive clients).
 # Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (8), BENCH_CONNECTIONS (64), BENCH_ONLY (comma list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ "$(nproc)" -lt 2 ]; then echo "bench: needs 2 cores (proxy on one, load on the other)" >&2; exit 1; fi
 script=run
-if [ "${1:-}" = failover ] || [ "${1:-}" = h2 ]; then script=$1; shift; fi
+if [ "${1:-}" = failover ] || [ "${1:-}" = h2 ] || [ "${1:-}" = idle ]; then script=$1; shift; fi
+# The idle-connections bench holds 10,000 sockets on each side.
+ulimit -n 65536 2>/dev/null || true
 exec node "bench/$script.ts" "$@"

@@ -49,11 +49,17 @@ interface Proxy {
 const node = process.execPath;
 
 /** Gatehouse with routing (three routes, the match is the last) and forwarding headers, as deployed. */
-function startGatehouse(port: number, accessLog: boolean, metrics = false, root = ROOT): ChildProcess {
+function startGatehouse(
+  port: number,
+  accessLog: boolean,
+  metrics = false,
+  root = ROOT,
+  engine = 'gatehouse',
+): ChildProcess {
   const cfg = join(dir, `gatehouse-${port}.yaml`);
   writeFileSync(
     cfg,
-    `listeners: [{ name: web, address: "127.0.0.1:${port}" }]
+    `listeners: [{ name: web, address: "127.0.0.1:${port}"${engine === 'gatehouse' ? '' : `, engine: ${engine}`} }]
 accessLog: { enabled: ${accessLog}, path: ${dir}/gatehouse-access.log }
 ${metrics ? `admin: { address: "127.0.0.1:0", token: bench-admin-token-0123456789 }` : ''}
 limits: { keepAliveTimeout: 120s }
@@ -80,6 +86,10 @@ const allProxies: Proxy[] = [
   ...(BASELINE
     ? [{ name: 'gatehouse (baseline)', start: (port: number) => startGatehouse(port, true, false, BASELINE) }]
     : []),
+  {
+    name: 'gatehouse, engine: node',
+    start: (port) => startGatehouse(port, true, false, ROOT, 'node'),
+  },
   {
     name: 'gatehouse, access log off',
     start: (port) => startGatehouse(port, false),
