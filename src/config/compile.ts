@@ -23,6 +23,12 @@ export interface ListenerPlan {
   readonly hsts?: string | null;
   /** mTLS: the header names that carry the client certificate upstream, or null. */
   readonly clientCertHeaders?: { subject: string; fingerprint: string; verified: string } | null;
+  /**
+   * Listeners without client certificates: the certificate header names of every listener (and
+   * the defaults) as [name, '', ...], removed from what clients send, so that an origin behind
+   * several listeners cannot be told a certificate was verified by a request that had none.
+   */
+  readonly forgedCertHeaders?: readonly string[];
 }
 
 /** Requests running on a Plan; when a retired Plan's count reaches 0 it is closed. */
@@ -76,6 +82,12 @@ export function compile(config: Config, stats: Stats | null = null): Plan {
   );
 
   const globalTrusted = config.forwarding.trustedProxies;
+  const certNames = new Set(['x-client-cert-subject', 'x-client-cert-sha256', 'x-client-cert-verified']);
+  for (const l of config.listeners) {
+    const h = l.tls?.clientAuth?.headers;
+    if (h) for (const n of [h.subject, h.fingerprint, h.verified]) certNames.add(n.toLowerCase());
+  }
+  const forgedCertHeaders = Object.freeze([...certNames].flatMap((n) => [n, '']));
   const listeners = new Map<string, ListenerPlan>();
   for (const l of config.listeners) {
     const trusted = l.trustedProxies ?? globalTrusted;
@@ -97,6 +109,7 @@ export function compile(config: Config, stats: Stats | null = null): Plan {
               verified: l.tls.clientAuth.headers.verified.toLowerCase(),
             }
           : null,
+        forgedCertHeaders,
       }),
     );
   }

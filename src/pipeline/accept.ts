@@ -26,13 +26,17 @@ export function identifyClient(ctx: RequestContext, listener: ListenerPlan): voi
   ctx.clientIp = ctx.peerTrusted
     ? clientAddress(peer, listener.trusted as BlockList, joined(req.headers['x-forwarded-for']))
     : peer;
+  // The headers that describe a client certificate are always ours: whatever the client sent
+  // under those names is removed, with or without a certificate, on every listener and transport.
   if (listener.scheme === 'https') {
     const tls = tlsSocketOf(req as never);
     ctx.sni = typeof tls?.servername === 'string' ? tls.servername.toLowerCase() : '';
-    // The headers that describe the client certificate are always ours: whatever the client sent
-    // under those names is removed, with or without a certificate, on every transport.
-    if (listener.clientCertHeaders) ctx.clientCert = clientCertificate(tls, listener.clientCertHeaders);
+    if (listener.clientCertHeaders) {
+      ctx.clientCert = clientCertificate(tls, listener.clientCertHeaders);
+      return;
+    }
   }
+  ctx.clientCert = (listener.forgedCertHeaders as string[] | undefined) ?? null;
 }
 
 /**
@@ -132,9 +136,12 @@ function clientCertificate(
   // Empty values are not sent; the names are still removed from what the client sent.
   if (tls === undefined || cert === undefined || cert === null || cert.raw === undefined)
     return [names.verified, 'NONE', names.subject, '', names.fingerprint, ''];
+  // The subject is the client's own text: control characters (CR/LF could add header lines) are
+  // written as \xNN, so the value is one line whatever the certificate says.
   const subject = Object.entries(cert.subject ?? {})
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
-    .join(',');
+    .join(',')
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return [
     names.verified,
     tls.authorized ? 'SUCCESS' : 'FAILED',

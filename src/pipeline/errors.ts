@@ -116,6 +116,9 @@ export function classifyUpstreamError(err: unknown): ProxyError {
     case 'EPROTO':
       return new ProxyError('upstream_tls_failed', code, { cause: err });
     default:
+      // undici's HTTPParserError carries no code of its own: it is known by its class name.
+      if (code === undefined && (err as Error | null)?.name === 'HTTPParserError')
+        return new ProxyError('upstream_protocol_error', 'HTTPParserError', { cause: err });
       if (typeof code === 'string' && code.startsWith('ERR_SSL_'))
         return new ProxyError('upstream_tls_failed', code, { cause: err });
       if (typeof code === 'string' && code.startsWith('HPE_'))

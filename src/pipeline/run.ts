@@ -62,6 +62,12 @@ export function handleRequest(
   // ---- accept (request head)
   identifyClient(ctx, listener);
   if (refuse !== null) return fail(rt, ctx, refuse, true);
+  // An upgrade with a body would leave the target reading the client's next bytes as that body.
+  if (
+    upgrade !== null &&
+    (req.headers['transfer-encoding'] !== undefined || hasLength(req.headers['content-length']))
+  )
+    return fail(rt, ctx, 'bad_request', true);
   const limits = plan.limits;
   const url = req.url ?? '/';
   if (url.length > limits.maxUriLength) return fail(rt, ctx, 'uri_too_long', true);
@@ -201,6 +207,10 @@ function redirectToHttps(rt: Runtime, ctx: RequestContext, port: number, target:
     ctx.upgrade !== null,
   );
   ctx.res.end();
+}
+
+function hasLength(cl: string | undefined): boolean {
+  return cl !== undefined && cl !== '0';
 }
 
 /** `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7); any other method with `*` is malformed. */

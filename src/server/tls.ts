@@ -213,8 +213,9 @@ export interface TlsFrontend {
 }
 
 /**
- * A TLS listener serving HTTP/2 and HTTP/1.1 (by ALPN) with one request handler. HTTP/1.1
- * connections get the same limits as a plain listener (Node's HTTP/1 options, set on the server).
+ * A TLS listener serving HTTP/2 and HTTP/1.1 (by ALPN). The caller wires the handlers: HTTP/2
+ * streams (server/h2 serveStreams), HTTP/1.1 to our engine (`http1`) or node:http's 'request'.
+ * HTTP/1.1 connections get the same limits as a plain listener (Node's HTTP/1 options, set on the server).
  */
 export function createTlsFrontend(
   l: ListenerConfig,
@@ -240,6 +241,8 @@ export function createTlsFrontend(
     rejectUnauthorized: auth?.mode === 'require',
     ca: clientCa,
     maxSessionMemory: 10,
+    // A connection that never completes its handshake is closed like one that never sends a head.
+    handshakeTimeout: limits.headerTimeout,
     ...http2Options(limits, l.http2Limits),
   } as Parameters<typeof createSecureServer>[0]);
   // HTTP/1.1 on this server uses Node's HTTP/1 connection handling, which reads these properties.
@@ -259,6 +262,9 @@ export function createTlsFrontend(
   // Client-initiated renegotiation (TLS 1.2) only costs the server CPU. OpenSSL refuses it with a
   // no_renegotiation alert (SSL_OP_NO_RENEGOTIATION, in every context); Node's own switch as well.
   server.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+  // A failed or timed-out handshake ends the connection (with a 'clientError' listener on the
+  // server, Node would otherwise leave a socket whose handshake timed out open).
+  server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
   if (http1 !== undefined) {
     // Our HTTP/1.1 engine takes every connection that did not choose h2 by ALPN; node:http2 keeps h2.
     const [h2] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];

@@ -24,6 +24,9 @@ export function isWebSocketUpgrade(req: { headers: Record<string, unknown>; meth
   return typeof u === 'string' && u.toLowerCase() === 'websocket' && req.method === 'GET';
 }
 
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+
 /** The largest response head a target may answer a handshake with. */
 const MAX_HEAD = 64 * 1024;
 
@@ -76,9 +79,14 @@ async function open(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, cli
   // ---- the handshake upstream
   let head = `${ureq.method} ${ureq.path} HTTP/1.1\r\n`;
   const h = ureq.headers;
-  for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+  for (let i = 0; i < h.length; i += 2) {
+    // A field a middleware or a certificate made that would break the head is not sent.
+    if (!TOKEN.test(h[i]) || BAD_VALUE.test(h[i + 1])) continue;
+    head += `${h[i]}: ${h[i + 1]}\r\n`;
+  }
   up.write(`${head}\r\n`, 'latin1');
-  if (ctx.upgrade !== null && ctx.upgrade.length > 0) up.write(ctx.upgrade);
+  // What the client sent after its head waits for the 101: a target that refuses the upgrade and
+  // keeps its connection must not read those bytes as another request.
 
   // ---- its answer, relayed through the responder
   let answer: Answer;
@@ -109,6 +117,10 @@ async function open(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, cli
   }
   responseHead.headers.upgrade = answer.upgrade;
   res.writeHead(101, responseHead.headers);
+  if (ctx.upgrade !== null && ctx.upgrade.length > 0) {
+    ctx.bytesIn += ctx.upgrade.length;
+    up.write(ctx.upgrade);
+  }
   if (answer.rest.length > 0) {
     ctx.bytesOut += answer.rest.length;
     client.write(answer.rest);

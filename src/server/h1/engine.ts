@@ -16,6 +16,7 @@ import { handleRequest } from '../../pipeline/run.ts';
 import type { ListenerSlot, Runtime } from '../../pipeline/runtime.ts';
 import { isWebSocketUpgrade } from '../../upstream/tunnel.ts';
 import { answerMalformed } from '../malformed.ts';
+import { sniffPreface } from '../preface.ts';
 import {
   BODY_MASK,
   BODY_NONE,
@@ -29,9 +30,6 @@ import {
   H1Parser,
 } from './parser.ts';
 import { type BodySource, H1Request } from './request.ts';
-
-/** The HTTP/2 connection preface: an h2c client with prior knowledge starts with it. */
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 /** node:http's default cap on header fields. */
 const MAX_HEADER_COUNT = 2000;
@@ -71,18 +69,16 @@ export class H1Server {
 
   /** h2c: the first bytes say whether this is HTTP/2 (the preface) or HTTP/1.1. */
   #sniff(socket: Socket): void {
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
-      const n = Math.min(first.length, PREFACE.length);
-      if (n >= 3 && first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
-        (this.h2c as Http2Server).emit('connection', socket);
-      } else {
-        this.connections.add(new H1Connection(this, socket));
-        socket.resume();
-      }
-    });
+    sniffPreface(socket, this.limits.headerTimeout, this.#toH2, this.#toH1);
   }
+
+  readonly #toH2 = (socket: Socket): void => {
+    (this.h2c as Http2Server).emit('connection', socket);
+  };
+
+  readonly #toH1 = (socket: Socket): void => {
+    this.connections.add(new H1Connection(this, socket));
+  };
 
   /** No new requests on connections that are between requests: close them. */
   closeIdle(): void {
@@ -327,6 +323,8 @@ class H1Connection implements H1Handler, BodySource {
     socket.off('end', this.onEnd);
     socket.off('timeout', this.onTimeout);
     socket.off('close', this.onClose);
+    // Nothing more is read until the tunnel pipes the socket (after the target's 101).
+    socket.pause();
     socket.setTimeout(0);
     this.server.connections.delete(this);
     const srv = this.server;
