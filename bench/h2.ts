@@ -64,26 +64,29 @@ run('taskset', ['-c', LOAD_CORE, 'nginx', '-c', join(dir, 'h2-origin.conf')], 'o
 await waitFor(originPort);
 
 // ---------------------------------------------------------------- proxies
-const proxies: { name: string; start(port: number): void }[] = [
-  {
-    name: 'gatehouse',
-    start(port) {
-      const cfg = join(dir, 'h2-gatehouse.yaml');
-      writeFileSync(
-        cfg,
-        `listeners:
+/** Gatehouse; `compat`: HTTP/2 through node:http2's compatibility layer (GATEHOUSE_H2_COMPAT=1). */
+function startGatehouse(port: number, compat: boolean): void {
+  const cfg = join(dir, `h2-gatehouse${compat ? '-compat' : ''}.yaml`);
+  writeFileSync(
+    cfg,
+    `listeners:
   - name: secure
     address: "127.0.0.1:${port}"
     tls: { certificates: [{ certFile: ${cert}, keyFile: ${key} }] }
 limits: { keepAliveTimeout: 120s }
-accessLog: { path: ${dir}/h2-gatehouse-access.log }
+accessLog: { path: ${dir}/h2-gatehouse${compat ? '-compat' : ''}-access.log }
 routes: [{ name: all, upstream: origin }]
 upstreams: { origin: { targets: [{ url: "http://127.0.0.1:${originPort}" }], timeouts: { keepAlive: 60s } } }
 `,
-      );
-      run('taskset', ['-c', PROXY_CORE, node, join(ROOT, 'src', 'cli.ts'), 'run', '-c', cfg], 'gatehouse');
-    },
-  },
+  );
+  const cmd = ['taskset', '-c', PROXY_CORE, node, join(ROOT, 'src', 'cli.ts'), 'run', '-c', cfg];
+  if (compat) run('env', ['GATEHOUSE_H2_COMPAT=1', ...cmd], 'gatehouse (h2 compat)');
+  else run(cmd[0], cmd.slice(1), 'gatehouse');
+}
+
+const proxies: { name: string; start(port: number): void }[] = [
+  { name: 'gatehouse', start: (port) => startGatehouse(port, false) },
+  { name: 'gatehouse, h2 compat', start: (port) => startGatehouse(port, true) },
   {
     name: 'nginx',
     start(port) {

@@ -14,6 +14,7 @@ import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
 import type { ListenerSlot, Runtime } from './pipeline/runtime.ts';
 import { createH1Server, H1Server } from './server/h1/engine.ts';
+import { H2_COMPAT, serveStreams } from './server/h2/engine.ts';
 import {
   attach,
   countConnections,
@@ -171,7 +172,13 @@ export class Gatehouse {
         throw new StartError(`listener ${name}: cannot load its certificates: ${(err as Error).message}`);
       }
       const tls = frontend.server;
-      tls.on('request', requestHandler(this.#rt, slot));
+      if (H2_COMPAT) {
+        tls.on('request', requestHandler(this.#rt, slot));
+      } else {
+        // HTTP/2 streams through node:http2's core API; with engine: node, HTTP/1.1 comes as 'request'.
+        serveStreams(tls, this.#rt, slot);
+        if (h1 === null) tls.on('request', requestHandler(this.#rt, slot));
+      }
       attach(tls, this.#rt, slot);
       if (h1 !== null) {
         const tlsFrontend = frontend;

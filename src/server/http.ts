@@ -17,7 +17,9 @@ import { NodeResponder, SocketResponder } from '../pipeline/responder.ts';
 import { handleRequest } from '../pipeline/run.ts';
 import type { ListenerSlot, Runtime } from '../pipeline/runtime.ts';
 import { isWebSocketUpgrade } from '../upstream/tunnel.ts';
+import { H2_COMPAT, serveStreams } from './h2/engine.ts';
 import { answerMalformed } from './malformed.ts';
+import { sniffPreface } from './preface.ts';
 
 export function createHttpServer(rt: Runtime, slot: ListenerSlot, limits: LimitsConfig): Server {
   const server = createServer(
@@ -39,10 +41,18 @@ export function createHttpServer(rt: Runtime, slot: ListenerSlot, limits: Limits
   return server;
 }
 
-/** A listener's request handler: every request, HTTP/1.1 or HTTP/2, into the one request path. */
+/**
+ * A listener's handler for node:http's 'request' event, into the one request path: HTTP/1.1 with
+ * `engine: node`, and HTTP/2 through the compatibility layer only under GATEHOUSE_H2_COMPAT=1
+ * (otherwise HTTP/2 streams go through server/h2, serveStreams).
+ */
 export function requestHandler(rt: Runtime, slot: ListenerSlot) {
   return (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {
-    handleRequest(rt, slot, req as IncomingMessage, new NodeResponder(res, req.httpVersionMajor === 2), null);
+    const h2 = req.httpVersionMajor === 2;
+    // node:http drops whatever follows a request whose Upgrade it declined: such a connection is
+    // closed after its answer rather than left waiting for a request it swallowed.
+    if (!h2 && req.headers.upgrade !== undefined) (res as ServerResponse).shouldKeepAlive = false;
+    handleRequest(rt, slot, req as IncomingMessage, new NodeResponder(res, h2), null);
   };
 }
 
@@ -92,8 +102,6 @@ function clientError(rt: Runtime, slot: ListenerSlot, err: NodeJS.ErrnoException
   answerMalformed(rt, slot, socket, CLIENT_ERRORS[code] ?? 'bad_request');
 }
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
 export interface Http2Limits {
   maxConcurrentStreams: number;
   resetBurst: number;
@@ -139,20 +147,14 @@ export function enableH2c(
   const h2c = createH2c(rt, slot, limits, l);
   const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeListener('connection', http1);
-  server.prependListener('connection', (socket: Socket) => {
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      socket.unshift(first);
-      const n = Math.min(first.length, PREFACE.length);
-      if (n >= 3 && first.subarray(0, n).equals(PREFACE.subarray(0, n))) {
-        // The session takes over the socket, reading what is already buffered first.
-        h2c.server.emit('connection', socket);
-      } else {
-        http1.call(server, socket);
-        socket.resume();
-      }
-    });
-  });
+  server.prependListener('connection', (socket: Socket) =>
+    sniffPreface(
+      socket,
+      limits.headerTimeout,
+      (s) => h2c.server.emit('connection', s),
+      (s) => http1.call(server, s),
+    ),
+  );
   return {
     closeIdle() {
       server.closeIdleConnections();
@@ -173,7 +175,8 @@ export function createH2c(
   l: { http2Limits: Http2Limits },
 ): { server: Http2Server; closeIdle(): void; closeAll(): void } {
   const h2 = createH2Server(http2Options(limits, l.http2Limits) as Parameters<typeof createH2Server>[0]);
-  h2.on('request', requestHandler(rt, slot));
+  if (H2_COMPAT) h2.on('request', requestHandler(rt, slot));
+  else serveStreams(h2, rt, slot);
   const sessions = trackSessions(h2, limits.keepAliveTimeout);
   return {
     server: h2,

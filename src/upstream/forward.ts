@@ -243,9 +243,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (hooks !== null) for (const m of hooks) m.onResponse?.(ctx, head);
     const cl = head.headers['content-length'];
     this.expected = typeof cl === 'string' ? Number(cl) : -1;
-    if (head.headers['grpc-status'] !== undefined && res.http2) {
+    if (
+      head.headers['grpc-status'] !== undefined &&
+      res.http2 &&
+      (res as { endsWithHeaders?: boolean }).endsWithHeaders !== true
+    ) {
       // Trailers-only (RFC: gRPC over HTTP/2): the status must arrive in the frame that ends the
-      // stream. Node's compatibility API cannot end a stream with its headers, so it goes as trailers.
+      // stream. The HTTP/2 stream responder (server/h2) sends such a head with END_STREAM as it is;
+      // Node's compatibility API cannot end a stream with its headers, so there it goes as trailers.
       this.grpcTrailers = {};
       for (const f of GRPC_STATUS_FIELDS) {
         const v = head.headers[f];
