@@ -26,7 +26,7 @@ export interface ResponseHead {
 export class RequestContext {
   readonly id: string;
   readonly start: number;
-  /** The request as the transport parsed it (HTTP/1.1 or the HTTP/2 compatibility layer). */
+  /** The request as the transport parsed it: our engines' H1Request / H2Request, or node:http's IncomingMessage. */
   readonly req: IncomingMessage;
   /** Where the answer goes: an HTTP/1.1 response, an HTTP/2 stream or a raw socket. */
   readonly res: Responder;

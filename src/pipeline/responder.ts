@@ -2,7 +2,10 @@
 // the transport. The pipeline (run.ts), the upstream exchange (forward.ts), the tunnel (tunnel.ts)
 // and the one error writer (respond.ts) only ever talk to a Responder; each transport brings its own:
 //
-//   NodeResponder    an HTTP/1.1 ServerResponse or an HTTP/2 compatibility-layer response
+//   H1Responder      our HTTP/1.1 engine's socket (server/h1/engine.ts)
+//   H2Responder      an HTTP/2 stream of node:http2's core API (server/h2/engine.ts)
+//   NodeResponder    node:http's ServerResponse (engine: node), or an HTTP/2 compatibility-layer
+//                    response (GATEHOUSE_H2_COMPAT=1, for the benchmark)
 //   SocketResponder  a raw socket: upgrade requests (before and instead of a 101) and requests too
 //                    broken to reach the pipeline
 //
