@@ -1,7 +1,7 @@
 // Starts a real Gatehouse in this process from a YAML string, on random ports.
 import { formatError } from '../../src/config/load.ts';
-import { validateText } from '../../src/config/validate.ts';
 import type { Config } from '../../src/config/schema.ts';
+import { validateText } from '../../src/config/validate.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { MemorySink } from '../../src/observe/accessLog.ts';
 
