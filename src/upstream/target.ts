@@ -3,7 +3,9 @@
 // whether an operator is draining it, and its slow-start ramp after coming back. The parts that
 // change these (health/active.ts, health/passive.ts, the upstream) own the timers; a Target only
 // holds the state, so reading it (`available`, `state`) never changes it.
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
+import type { H1DispatchOptions } from './h1pool/connection.ts';
+import { H1Pool } from './h1pool/pool.ts';
 import { OutlierRecord } from './health/passive.ts';
 
 /** How to reach a target over TLS (https:// targets). */
@@ -27,7 +29,21 @@ export interface TargetOptions {
   headersTimeout: number;
   bodyTimeout: number;
   keepAliveTimeout: number;
+  /** The client for http:// targets: our own pool (default) or undici's. */
+  http1Client?: 'gatehouse' | 'undici';
 }
+
+/** What forward.ts needs of a target's pool: undici's Pool and our H1Pool both are one. */
+export interface TargetPool {
+  dispatch(opts: H1DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * GATEHOUSE_HTTP1_CLIENT=undici (or gatehouse) overrides `http1Client` for every upstream, so the
+ * same test suite can run on either client.
+ */
+const HTTP1_CLIENT_OVERRIDE = process.env.GATEHOUSE_HTTP1_CLIENT;
 
 /** What the admin API, the log and the tests call a target's state. */
 export type TargetState = 'healthy' | 'unhealthy' | 'ejected' | 'draining';
@@ -43,7 +59,7 @@ export class Target {
   readonly authority: string;
   readonly weight: number;
   readonly backup: boolean;
-  readonly pool: Pool;
+  readonly pool: TargetPool;
   /** Requests in flight to this target. */
   active = 0;
   /** False while the active health check says it is down. */
@@ -92,11 +108,30 @@ export class Target {
     this.weight = opts.weight;
     this.backup = opts.backup;
     this.draining = opts.drain;
-    this.pool = new Pool(this.url.origin, {
+    const client =
+      HTTP1_CLIENT_OVERRIDE === 'undici' || HTTP1_CLIENT_OVERRIDE === 'gatehouse'
+        ? HTTP1_CLIENT_OVERRIDE
+        : (opts.http1Client ?? 'gatehouse');
+    this.pool =
+      this.protocol === 'http' && client === 'gatehouse'
+        ? new H1Pool(this.url, {
+            connections: opts.maxConnections,
+            connectTimeout: opts.connectTimeout,
+            headersTimeout: opts.headersTimeout,
+            bodyTimeout: opts.bodyTimeout,
+            keepAliveTimeout: opts.keepAliveTimeout,
+            keepAliveMaxTimeout: Math.max(opts.keepAliveTimeout, 1000),
+            maxHeaderSize: 64 * 1024,
+          })
+        : Target.undiciPool(this, opts);
+  }
+
+  private static undiciPool(t: Target, opts: TargetOptions): Pool {
+    return new Pool(t.url.origin, {
       connections: opts.maxConnections,
       pipelining: 1,
-      connect: this.connect,
-      ...this.h2,
+      connect: t.connect,
+      ...t.h2,
       headersTimeout: opts.headersTimeout,
       bodyTimeout: opts.bodyTimeout,
       keepAliveTimeout: opts.keepAliveTimeout,

@@ -100,6 +100,7 @@ export class Upstream {
           headersTimeout: s.perTryTimeout,
           bodyTimeout: s.idleTimeout,
           keepAliveTimeout: cfg.timeouts.keepAlive,
+          http1Client: cfg.http1Client,
         }),
     );
     const kind = balancers[cfg.loadBalancer];
