@@ -49,6 +49,15 @@ export interface Responder {
 
 type NodeRes = ServerResponse | Http2ServerResponse;
 
+/** One callback slot that takes more: the usual case (one) costs no closure. */
+export function chain(prev: (() => void) | null, fn: () => void): () => void {
+  if (prev === null) return fn;
+  return () => {
+    prev();
+    fn();
+  };
+}
+
 /** An HTTP/1.1 ServerResponse or an HTTP/2 compatibility-layer response. */
 export class NodeResponder implements Responder {
   readonly res: NodeRes;

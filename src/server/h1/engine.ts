@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { LimitsConfig } from '../../config/schema.ts';
 import type { Reason } from '../../pipeline/errors.ts';
 import type { OutHeaders, Responder } from '../../pipeline/responder.ts';
-import { SocketResponder } from '../../pipeline/responder.ts';
+import { chain, SocketResponder } from '../../pipeline/responder.ts';
 import { handleRequest } from '../../pipeline/run.ts';
 import type { ListenerSlot, Runtime } from '../../pipeline/runtime.ts';
 import { isWebSocketUpgrade } from '../../upstream/tunnel.ts';
@@ -570,26 +570,12 @@ class H1Responder implements Responder {
 
   onClose(fn: () => void): void {
     if (this.#closed) return fn();
-    const prev = this.#onClose;
-    this.#onClose =
-      prev === null
-        ? fn
-        : () => {
-            prev();
-            fn();
-          };
+    this.#onClose = chain(this.#onClose, fn);
   }
 
   onFinish(fn: () => void): void {
     if (this.finished) return fn();
-    const prev = this.#onFinish;
-    this.#onFinish =
-      prev === null
-        ? fn
-        : () => {
-            prev();
-            fn();
-          };
+    this.#onFinish = chain(this.#onFinish, fn);
   }
 
   destroy(): void {

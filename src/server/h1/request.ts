@@ -4,7 +4,7 @@
 // connection stops parsing and stops reading its socket.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { BodyStream } from '../body.ts';
 
 /** What the request asks of its connection. */
 export interface BodySource {
@@ -54,7 +54,7 @@ export function headerObject(raw: readonly string[]): IncomingHttpHeaders {
   return h as IncomingHttpHeaders;
 }
 
-export class H1Request extends Readable {
+export class H1Request extends BodyStream {
   readonly method: string;
   readonly url: string;
   readonly httpVersionMajor = 1;
@@ -63,10 +63,7 @@ export class H1Request extends Readable {
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: string[];
   readonly socket: Socket;
-  /** The whole body has arrived. */
-  complete = false;
   #source: BodySource;
-  #timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     source: BodySource,
@@ -98,44 +95,14 @@ export class H1Request extends Readable {
 
   /** Body bytes from the parser; false: stop until _read asks again. */
   pushBody(chunk: Buffer): boolean {
-    this.#timer?.refresh();
+    this.bodyTimer?.refresh();
     return this.push(chunk);
   }
 
   /** The body is complete. */
   endBody(): void {
     this.complete = true;
-    this.#clearTimer();
+    this.clearBodyTimer();
     this.push(null);
-  }
-
-  /** The body will not complete: the connection failed or the client sent something malformed. */
-  abortBody(err: Error): void {
-    this.#clearTimer();
-    if (this.complete || this.destroyed) return;
-    // Like IncomingMessage: the error is only raised to someone listening for it.
-    this.destroy(this.listenerCount('error') > 0 ? err : undefined);
-  }
-
-  /** As IncomingMessage.setTimeout: `cb` when no body byte has arrived for `ms` (0 turns it off). */
-  setTimeout(ms: number, cb?: () => void): this {
-    this.#clearTimer();
-    if (ms > 0 && cb !== undefined && !this.complete) {
-      this.#timer = setTimeout(cb, ms);
-      this.#timer.unref();
-    }
-    return this;
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.#clearTimer();
-    cb(err);
   }
 }

@@ -17,7 +17,7 @@ import { constants, type Http2Session, type ServerHttp2Stream } from 'node:http2
 import type { Server as NetServer, Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
 import type { Reason } from '../../pipeline/errors.ts';
-import type { OutHeaders, Responder } from '../../pipeline/responder.ts';
+import { chain, type OutHeaders, type Responder } from '../../pipeline/responder.ts';
 import { handleRequest } from '../../pipeline/run.ts';
 import type { ListenerSlot, Runtime } from '../../pipeline/runtime.ts';
 import { H2Request } from './request.ts';
@@ -233,26 +233,12 @@ export class H2Responder implements Responder {
 
   onClose(fn: () => void): void {
     if (this.#closed) return fn();
-    const prev = this.#onClose;
-    this.#onClose =
-      prev === null
-        ? fn
-        : () => {
-            prev();
-            fn();
-          };
+    this.#onClose = chain(this.#onClose, fn);
   }
 
   onFinish(fn: () => void): void {
     if (this.finished) return fn();
-    const prev = this.#onFinish;
-    this.#onFinish =
-      prev === null
-        ? fn
-        : () => {
-            prev();
-            fn();
-          };
+    this.#onFinish = chain(this.#onFinish, fn);
   }
 
   /** Cuts the response: the client sees the stream reset, never a complete answer. */

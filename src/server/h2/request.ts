@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { BodyStream } from '../body.ts';
 
 /** The stream's own fields this module adds; set once per stream, so every stream keeps one shape. */
 interface Tagged extends ServerHttp2Stream {
@@ -17,7 +17,7 @@ const kRequest = Symbol('gatehouse.h2.request');
 
 const CONTINUE = { ':status': 100 };
 
-export class H2Request extends Readable {
+export class H2Request extends BodyStream {
   readonly method: string;
   /** :path; undefined only for CONNECT, which the transport refuses before the path reads it. */
   readonly url: string;
@@ -32,13 +32,10 @@ export class H2Request extends Readable {
   readonly socket: Socket;
   /** The HTTP/2 stream: tlsSocketOf reads stream.session.socket, forward.ts stream.endAfterHeaders. */
   readonly stream: ServerHttp2Stream;
-  /** The whole body has arrived. */
-  complete: boolean;
   /** Send 100 Continue when the body is first read. */
   #expectContinue: boolean;
   /** Listening to the stream's 'data' (after the first _read). */
   #reading = false;
-  #timer: NodeJS.Timeout | undefined = undefined;
 
   constructor(
     stream: ServerHttp2Stream,
@@ -59,8 +56,6 @@ export class H2Request extends Readable {
     if (stream.endAfterHeaders) {
       this.complete = true;
       this.push(null);
-    } else {
-      this.complete = false;
     }
   }
 
@@ -79,46 +74,21 @@ export class H2Request extends Readable {
     stream.on('end', onStreamEnd);
   }
 
-  /** The body will not complete: the stream was reset, or the answer ended before it. */
-  abortBody(err: Error): void {
-    this.#clearTimer();
-    if (this.complete || this.destroyed) return;
-    // Like IncomingMessage: the error is only raised to someone listening for it.
-    this.destroy(this.listenerCount('error') > 0 ? err : undefined);
-  }
-
-  /** As IncomingMessage.setTimeout: `cb` when no body byte has arrived for `ms` (0 turns it off). */
-  setTimeout(ms: number, cb?: () => void): this {
-    this.#clearTimer();
-    if (ms > 0 && cb !== undefined && !this.complete) {
-      this.#timer = setTimeout(cb, ms);
-      this.#timer.unref();
-    }
-    return this;
-  }
-
   /** A body chunk from the stream. */
   pushBody(chunk: Buffer): void {
-    this.#timer?.refresh();
+    this.bodyTimer?.refresh();
     if (!this.push(chunk)) this.stream.pause();
   }
 
   /** The client ended the stream. */
   endBody(): void {
     this.complete = true;
-    this.#clearTimer();
+    this.clearBodyTimer();
     if (!this.destroyed) this.push(null);
   }
 
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.#clearTimer();
+    this.clearBodyTimer();
     // Whoever read the body has stopped: let the stream flow again so that its data is dropped
     // and the flow-control window keeps moving (the answer, when it ends, resets the stream).
     if (this.#reading && !this.complete) {
