@@ -4,7 +4,7 @@
 // answering 100 B. Keep-alive, 50 requests in flight, interleaved rounds, medians.
 //
 //   node bench/micro/h1pool.ts [--rounds 5] [--seconds 4] [--concurrency 50] [--origin raw|node] [--inline]
-//                              [--clients undici,gatehouse]
+//                              [--clients undici,gatehouse] [--size 100]
 //
 // The origin runs in a child process (pinned to the other core with taskset when there is one), so the
 // CPU time measured in this process is the client's alone. --inline runs it in this process instead.
@@ -28,15 +28,19 @@ const { values: args, positionals } = parseArgs({
     origin: { type: 'string', default: 'raw' },
     inline: { type: 'boolean', default: false },
     clients: { type: 'string', default: 'undici,gatehouse' },
+    size: { type: 'string', default: '100' },
   },
 });
 
-const BODY = 'x'.repeat(100);
-const RESPONSE = Buffer.from(
-  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sat, 28 Nov 2026 08:00:00 GMT\r\n' +
-    `Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`,
-  'latin1',
-);
+const BODY = Buffer.alloc(Number(args.size), 'x');
+const RESPONSE = Buffer.concat([
+  Buffer.from(
+    'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nDate: Sat, 28 Nov 2026 08:00:00 GMT\r\n' +
+      `Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: ${BODY.length}\r\n\r\n`,
+    'latin1',
+  ),
+  BODY,
+]);
 
 /** Starts the origin in this process; resolves with its port. */
 async function startOrigin(kind: string): Promise<number> {
@@ -216,7 +220,14 @@ async function main(): Promise<void> {
   if (args.inline) {
     port = await startOrigin(args.origin as string);
   } else {
-    const argv = [import.meta.filename, 'origin', '--origin', args.origin as string];
+    const argv = [
+      import.meta.filename,
+      'origin',
+      '--origin',
+      args.origin as string,
+      '--size',
+      args.size as string,
+    ];
     const pin = cpus().length > 1;
     child = pin
       ? spawn('taskset', ['-c', '1', process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -229,7 +240,7 @@ async function main(): Promise<void> {
   const samples: Record<string, Sample[]> = { undici: [], gatehouse: [] };
   console.log(
     `node ${process.version}, ${args.origin} origin ${args.inline ? 'in this process' : 'in a child process'}, ` +
-      `${concurrency} in flight, ${rounds} rounds of ${seconds}s, 100 B responses`,
+      `${concurrency} in flight, ${rounds} rounds of ${seconds}s, ${args.size} B responses`,
   );
   for (let r = 0; r < rounds; r++) {
     for (const kind of r % 2 === 0 ? kinds : [...kinds].reverse()) {
@@ -254,6 +265,7 @@ async function main(): Promise<void> {
     console.log(`\ngatehouse ÷ undici: ${ratio.toFixed(2)}× requests/s`);
   }
   child?.kill();
+  if (args.inline) process.exit(0); // the origin in this process would keep it running
 }
 
 if (positionals[0] === 'origin') {

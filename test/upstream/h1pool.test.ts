@@ -310,9 +310,9 @@ test('a Keep-Alive timeout from the target is honoured, less 2 s; at 2 s or less
   const p = pool(o.url, { keepAliveTimeout: 10_000 });
   await send(p);
   const t0 = performance.now();
-  while (o.closed === 0 && performance.now() - t0 < 3000) await delay(20);
+  while (o.closed === 0 && performance.now() - t0 < 4000) await delay(20);
   const idle = performance.now() - t0;
-  assert.ok(idle > 800 && idle < 1500, `dropped after ${idle.toFixed(0)} ms (3 s - 2 s)`);
+  assert.ok(idle > 800 && idle < 2500, `dropped after ${idle.toFixed(0)} ms (3 s - 2 s, not 3 s or 10 s)`);
   await send(p);
   await delay(50);
   assert.equal(o.closed, 2, 'timeout=2 leaves no time: closed after the response');

@@ -196,6 +196,8 @@ export class H1Connection implements H1ResponseHandler {
   deadline: number;
   /** Last response bytes read (body idle timeout). */
   lastRead: number;
+  /** A passed deadline waits for setImmediate (expireLater). */
+  expiring: boolean;
 
   // listeners, bound once per connection
   readonly onConnect: () => void;
@@ -205,6 +207,7 @@ export class H1Connection implements H1ResponseHandler {
   readonly onClose: () => void;
   readonly onDrain: () => void;
   readonly onTimer: () => void;
+  readonly onExpire: () => void;
   readonly onBodyData: (chunk: Buffer) => void;
   readonly onBodyEnd: () => void;
   readonly onBodyError: (err: Error) => void;
@@ -237,6 +240,7 @@ export class H1Connection implements H1ResponseHandler {
     this.phase = P_NONE;
     this.deadline = 0;
     this.lastRead = 0;
+    this.expiring = false;
     this.onConnect = () => this.connectDone();
     this.onData = (chunk) => this.data(chunk);
     this.onEnd = () => this.ended();
@@ -244,6 +248,7 @@ export class H1Connection implements H1ResponseHandler {
     this.onClose = () => this.closed();
     this.onDrain = () => this.drained();
     this.onTimer = () => this.timerFired();
+    this.onExpire = () => this.expireLater();
     this.onBodyData = (chunk) => this.bodyData(chunk);
     this.onBodyEnd = () => this.bodyEnd();
     this.onBodyError = (err) => this.bodyError(err);
@@ -746,6 +751,22 @@ export class H1Connection implements H1ResponseHandler {
 
   private timerFired(): void {
     this.timer = null;
+    this.check(false);
+  }
+
+  /** A deadline passed: act after the I/O already received (see check). */
+  private expireLater(): void {
+    this.expiring = false;
+    if (this.timer === null) this.check(true);
+  }
+
+  /**
+   * Acts on the current deadline if it has passed. Node runs due timers before it reads the sockets
+   * that became ready meanwhile, so a timeout would pre-empt what already happened before it (the
+   * client leaving, the response arriving). It is acted on from setImmediate instead, after that I/O,
+   * and checked again then (`late`). Only a deadline that passes costs this; a request does not.
+   */
+  private check(late: boolean): void {
     const phase = this.phase;
     let deadline = this.deadline;
     if (deadline === Number.POSITIVE_INFINITY || this.gone) return;
@@ -758,6 +779,13 @@ export class H1Connection implements H1ResponseHandler {
     }
     if (now < deadline - 1) {
       this.rearm(deadline - now);
+      return;
+    }
+    if (!late) {
+      if (!this.expiring) {
+        this.expiring = true;
+        setImmediate(this.onExpire);
+      }
       return;
     }
     switch (phase) {

@@ -269,11 +269,6 @@ export class H1ResponseParser {
     return this.state === S_DONE;
   }
 
-  /** True while nothing of the response has arrived. */
-  get untouched(): boolean {
-    return this.state === S_HEAD && this.pendingLen === 0 && this.headBytes === 0;
-  }
-
   /**
    * Parses buf from `pos`. Returns the position reached: buf.length, or less when a handler stopped
    * it, or when the response completed before the end (the bytes after it are not ours). ERROR when
