@@ -31,6 +31,18 @@
 // - limits: head bytes count the whole head (llhttp's counter leaves out the method and line
 //   endings), too many header fields is 431 (node drops the extra ones), and a chunk-size line
 //   (with its extensions) longer than maxChunkLineBytes.
+import {
+  HEX,
+  HTAB,
+  isAlnum,
+  latin1,
+  MAX_SAFE_CHUNK,
+  QDTEXT,
+  SP,
+  TOKEN,
+  table,
+  VALUE,
+} from '../../http1/bytes.ts';
 
 type Handler = H1Handler;
 
@@ -105,8 +117,6 @@ const INCOMPLETE = -2;
 
 const CR = 13;
 const LF = 10;
-const SP = 32;
-const HTAB = 9;
 const COLON = 58;
 
 // header kinds
@@ -128,37 +138,10 @@ const H_UPGRADE = 32;
 const H_EXPECT_CONTINUE = 64;
 const H_EXPECT_OTHER = 128;
 
-const MAX_SAFE_CHUNK = 2 ** 49; // size * 16 + 15 stays below 2^53
-
-function table(pred: (c: number) => boolean): Uint8Array {
-  const t = new Uint8Array(256);
-  for (let c = 0; c < 256; c++) t[c] = pred(c) ? 1 : 0;
-  return t;
-}
-
-const TCHARS = "!#$%&'*+-.^_`|~";
-const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-/** RFC 9110 tchar. */
-const TOKEN = table((c) => isAlnum(c) || TCHARS.includes(String.fromCharCode(c)));
-/** field-value bytes: HTAB, SP, VCHAR, obs-text. */
-const VALUE = table((c) => c === HTAB || (c >= 32 && c !== 127));
 /** request-target bytes: VCHAR except '#'. */
 const TARGET = table((c) => c > 32 && c < 127 && c !== 35);
 /** authority bytes (reg-name, IP-literal, port): unreserved, pct-encoded, sub-delims, ':', '[', ']'. */
 const AUTHORITY = table((c) => isAlnum(c) || "-._~%!$&'()*+,;=:[]".includes(String.fromCharCode(c)));
-/** chunk-extension quoted-string qdtext. */
-const QDTEXT = table(
-  (c) => c === HTAB || c === SP || c === 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c !== 127),
-);
-const HEX = new Int8Array(256).fill(-1);
-for (let c = 0; c < 10; c++) HEX[48 + c] = c;
-for (let c = 0; c < 6; c++) HEX[65 + c] = HEX[97 + c] = 10 + c;
-
-type Latin1 = Buffer & { latin1Slice?: (start: number, end: number) => string };
-const latin1: (buf: Buffer, start: number, end: number) => string =
-  typeof (Buffer.prototype as Latin1).latin1Slice === 'function'
-    ? (buf, start, end) => (buf as Latin1).latin1Slice!(start, end)
-    : (buf, start, end) => buf.toString('latin1', start, end);
 
 // Methods llhttp accepts for HTTP/1.x (its METHODS_HTTP), minus PRI (the HTTP/2 preface).
 const METHODS = [

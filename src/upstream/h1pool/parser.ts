@@ -30,6 +30,7 @@
 // - Content-Length over 15 digits; chunk sizes over 2^49; chunk extensions with empty names or values,
 //   and chunk-size lines over 4 KiB.
 // - Content-Length and Transfer-Encoding in trailers.
+import { HEX, HTAB, latin1, MAX_SAFE_CHUNK, QDTEXT, SP, TOKEN, VALUE } from '../../http1/bytes.ts';
 
 export type ResponseHeaders = Record<string, string | string[]>;
 
@@ -69,37 +70,10 @@ const S_ERROR = 9;
 
 const CR = 13;
 const LF = 10;
-const SP = 32;
-const HTAB = 9;
 const COLON = 58;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 const MAX_CHUNK_LINE = 4096;
-const MAX_SAFE_CHUNK = 2 ** 49; // size * 16 + 15 stays below 2^53
-
-function table(pred: (c: number) => boolean): Uint8Array {
-  const t = new Uint8Array(256);
-  for (let c = 0; c < 256; c++) t[c] = pred(c) ? 1 : 0;
-  return t;
-}
-const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-/** RFC 9110 tchar. */
-const TOKEN = table((c) => isAlnum(c) || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c)));
-/** field-value and reason-phrase bytes: HTAB, SP, VCHAR, obs-text. */
-const VALUE = table((c) => c === HTAB || (c >= 32 && c !== 127));
-/** chunk-extension quoted-string qdtext. */
-const QDTEXT = table(
-  (c) => c === HTAB || c === SP || c === 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c !== 127),
-);
-const HEX = new Int8Array(256).fill(-1);
-for (let c = 0; c < 10; c++) HEX[48 + c] = c;
-for (let c = 0; c < 6; c++) HEX[65 + c] = HEX[97 + c] = 10 + c;
-
-type Latin1 = Buffer & { latin1Slice?: (start: number, end: number) => string };
-const latin1: (buf: Buffer, start: number, end: number) => string =
-  typeof (Buffer.prototype as Latin1).latin1Slice === 'function'
-    ? (buf, start, end) => (buf as Latin1).latin1Slice!(start, end)
-    : (buf, start, end) => buf.toString('latin1', start, end);
 
 /** Is buf[start, start + s.length) the lower-case ASCII string s, ignoring case? (bytes already tokens) */
 function equalsLower(buf: Buffer, start: number, s: string): boolean {
