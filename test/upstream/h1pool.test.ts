@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici';
 import type { H1DispatchOptions } from '../../src/upstream/h1pool/connection.ts';
 import type { ResponseHeaders } from '../../src/upstream/h1pool/parser.ts';
 import { H1Pool, type H1PoolOptions } from '../../src/upstream/h1pool/pool.ts';
+import { needCommand } from '../helpers/require.ts';
 
 // --- helpers -------------------------------------------------------------------------------------------
 
@@ -490,6 +491,7 @@ test('connect refused: the system error as it is (ECONNREFUSED)', async () => {
 
 test('connect timeout: UND_ERR_CONNECT_TIMEOUT', async (t) => {
   // A listener that never accepts, its queue full: further SYNs go unanswered.
+  if (!needCommand(t, 'python3', 'a listener that never accepts')) return;
   const hole = spawn(
     'python3',
     [
@@ -501,7 +503,7 @@ test('connect timeout: UND_ERR_CONNECT_TIMEOUT', async (t) => {
   hole.on('error', () => {});
   cleanups.push(() => hole.kill());
   const line = await Promise.race([once(hole.stdout!, 'data'), delay(3000).then(() => null)]);
-  if (line === null) return t.skip('python3 is needed for a listener that never accepts');
+  assert.ok(line !== null, 'the python3 listener printed its port');
   const port = Number(String(line[0]).trim());
   const fillers = Array.from({ length: 3 }, () => connect(port, '127.0.0.1').on('error', () => {}));
   cleanups.push(() => {
