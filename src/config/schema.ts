@@ -252,7 +252,128 @@ export const ipFilterSchema = z.strictObject({
     .meta({ description: 'Addresses or CIDRs that get 403 forbidden; deny wins over allow.' }),
 });
 
-export const MIDDLEWARE_KINDS = ['rateLimit', 'headers', 'ipFilter'] as const;
+export const cacheSchema = z
+  .strictObject({
+    store: z
+      .enum(['memory', 'disk'])
+      .prefault('memory')
+      .meta({ description: 'Where responses are kept: memory, or files under path that survive a restart.' }),
+    maxSize: size
+      .prefault('256mb')
+      .meta({
+        description: 'Bytes held in all (bodies and heads); the least recently used go first beyond it.',
+      }),
+    maxObjectSize: size
+      .prefault('10mb')
+      .meta({ description: 'Larger responses are streamed through and not stored.' }),
+    path: z
+      .string()
+      .optional()
+      .meta({ description: "The disk store's directory (created if missing); required with store: disk." }),
+    key: z
+      .array(z.enum(['scheme', 'host', 'path', 'query', 'method']))
+      .min(1)
+      .prefault(['host', 'path', 'query'])
+      .meta({
+        description:
+          "What makes one cache key, plus any request headers the response names in Vary. HEAD shares GET's entry.",
+      }),
+    coalesce: z
+      .boolean()
+      .prefault(true)
+      .meta({
+        description:
+          'One upstream fetch per key at a time; concurrent misses wait for it and share its answer.',
+      }),
+    lockTimeout: duration
+      .prefault('5s')
+      .meta({
+        description:
+          'How long a coalesced request waits for the fetch in flight before going upstream itself.',
+      }),
+    storeSetCookie: z.boolean().prefault(false).meta({
+      description:
+        'Store responses that carry Set-Cookie (and serve them, Set-Cookie included, to other clients). Off: never stored.',
+    }),
+    storeAuthorized: z.boolean().prefault(false).meta({
+      description:
+        'Treat requests with Authorization as cacheable even without public, s-maxage or must-revalidate (RFC 9111 §3.5). Off: the RFC rule.',
+    }),
+    heuristic: z.number().min(0).max(1).prefault(0.1).meta({
+      description:
+        'Heuristic freshness as a fraction of the time since Last-Modified, for heuristically cacheable statuses without explicit freshness; 0 turns it off.',
+    }),
+    maxHeuristic: duration.prefault('1d').meta({ description: 'The most heuristic freshness may give.' }),
+    cdnCacheControl: z.boolean().prefault(true).meta({
+      description:
+        'Honour CDN-Cache-Control (RFC 9213) ahead of Cache-Control for this cache, and remove it from the answer.',
+    }),
+    cacheStatusName: z
+      .string()
+      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a token')
+      .prefault('gatehouse')
+      .meta({ description: "The cache's name in the Cache-Status header (RFC 9211)." }),
+  })
+  .superRefine((c, ctx) => {
+    if (c.store === 'disk' && c.path === undefined)
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'store: disk needs a path' });
+    if (c.maxObjectSize > c.maxSize)
+      ctx.addIssue({ code: 'custom', path: ['maxObjectSize'], message: 'larger than maxSize' });
+  });
+
+export const COMPRESS_ENCODINGS = ['zstd', 'br', 'gzip'] as const;
+
+export const compressSchema = z.strictObject({
+  encodings: z
+    .array(z.enum(COMPRESS_ENCODINGS))
+    .min(1)
+    .prefault(['zstd', 'br', 'gzip'])
+    .meta({
+      description:
+        "Encodings offered, in the server's order of preference among those the client accepts equally.",
+    }),
+  minSize: size
+    .prefault('1kb')
+    .meta({ description: 'Responses known to be smaller (by Content-Length) are sent as they are.' }),
+  types: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^[a-z0-9!#$&^_.+-]+\/(\*|[a-z0-9!#$&^_.+-]+)$/i,
+          'expected a media type such as text/* or application/json',
+        ),
+    )
+    .min(1)
+    .prefault([
+      'text/*',
+      'application/json',
+      'application/javascript',
+      'application/xml',
+      'image/svg+xml',
+      'application/wasm',
+    ])
+    .meta({
+      description: 'Media types compressed (type/* matches the whole type); others are sent as they are.',
+    }),
+  gzipLevel: z
+    .number()
+    .int()
+    .min(1)
+    .max(9)
+    .prefault(6)
+    .meta({ description: 'gzip level (1 fastest … 9 smallest).' }),
+  brotliQuality: z
+    .number()
+    .int()
+    .min(0)
+    .max(11)
+    .prefault(4)
+    .meta({ description: 'Brotli quality on the fly (0 … 11); 4–5 is the usual trade of speed and size.' }),
+  zstdLevel: z.number().int().min(1).max(19).prefault(3).meta({ description: 'zstd level (1 … 19).' }),
+});
+
+export const MIDDLEWARE_KINDS = ['rateLimit', 'headers', 'ipFilter', 'cache', 'compress'] as const;
 
 export const middlewareSchema = z
   .strictObject({
@@ -265,11 +386,17 @@ export const middlewareSchema = z
     ipFilter: ipFilterSchema
       .optional()
       .meta({ description: 'Allow or deny by client address (after trusted-proxy resolution).' }),
+    cache: cacheSchema.optional().meta({ description: 'An RFC 9111 shared cache (docs/caching.md).' }),
+    compress: compressSchema
+      .optional()
+      .meta({
+        description: 'Compress responses with zstd, brotli or gzip by Accept-Encoding (docs/compression.md).',
+      }),
   })
   .refine((m) => Object.keys(m).length === 1, {
     message: `a middleware has exactly one kind: ${MIDDLEWARE_KINDS.join(', ')}`,
   })
-  .meta({ description: 'A middleware: exactly one of rateLimit, headers, ipFilter.' });
+  .meta({ description: 'A middleware: exactly one of rateLimit, headers, ipFilter, cache, compress.' });
 
 // ---------------------------------------------------------------- routes
 const stringList = z
@@ -791,6 +918,8 @@ export type MiddlewareConfig = z.output<typeof middlewareSchema>;
 export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 export type HeadersConfig = z.output<typeof headersSchema>;
 export type IpFilterConfig = z.output<typeof ipFilterSchema>;
+export type CacheConfig = z.output<typeof cacheSchema>;
+export type CompressConfig = z.output<typeof compressSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
 export type BalancerName = (typeof BALANCERS)[number];
 

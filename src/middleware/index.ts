@@ -1,11 +1,13 @@
 // The kind → factory table: the config key under `middlewares.<name>` picks the factory.
 import type { MiddlewareConfig } from '../config/schema.ts';
+import { cache } from './cache.ts';
+import { compress } from './compress.ts';
 import { headers } from './headers.ts';
 import { ipFilter } from './ipFilter.ts';
 import { rateLimit } from './rateLimit.ts';
 import type { BuildEnv, Middleware, MiddlewareKind } from './types.ts';
 
-export const middlewareKinds = { rateLimit, headers, ipFilter } satisfies {
+export const middlewareKinds = { rateLimit, headers, ipFilter, cache, compress } satisfies {
   [K in keyof MiddlewareConfig]-?: MiddlewareKind<NonNullable<MiddlewareConfig[K]>>;
 };
 

@@ -5,9 +5,20 @@
 //   upstreamRequest  onUpstreamRequest(ctx, r) in route order; may change method, path, headers
 //   response         onResponse(ctx, head)     in reverse route order; may change status and headers
 //
+// and one more for middlewares that work on response bodies (cache, compress):
+//
+//   respond(ctx, outer)   in route order, after the middleware's onRequest: given the responder the
+//                         middlewares before it left (the client's, or a filter of theirs), returns
+//                         the responder everything after it writes to (usually a ResponderFilter
+//                         around `outer`), or null when it has answered the request itself through
+//                         `outer` (a cache hit). Every answer after that point, the upstream's or
+//                         Gatehouse's own (error pages, local responses), goes through the filters,
+//                         on every transport.
+//
 // A route keeps, per stage, only the middlewares that have that hook (null when none), so a route
 // without middlewares pays nothing for the mechanism.
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
+import type { Responder } from '../pipeline/responder.ts';
 
 export interface LocalResponse {
   status: number;
@@ -22,6 +33,7 @@ export interface Middleware {
   onRequest?(ctx: RequestContext): LocalResponse | undefined | Promise<LocalResponse | undefined>;
   onUpstreamRequest?(ctx: RequestContext, req: UpstreamRequest): void;
   onResponse?(ctx: RequestContext, head: ResponseHead): void;
+  respond?(ctx: RequestContext, outer: Responder): Responder | null | Promise<Responder | null>;
 }
 
 /** What a middleware factory may use besides its own config. */

@@ -28,8 +28,11 @@ export class RequestContext {
   readonly start: number;
   /** The request as the transport parsed it: our engines' H1Request / H2Request, or node:http's IncomingMessage. */
   readonly req: IncomingMessage;
-  /** Where the answer goes: an HTTP/1.1 response, an HTTP/2 stream or a raw socket. */
-  readonly res: Responder;
+  /**
+   * Where the answer goes: an HTTP/1.1 response, an HTTP/2 stream or a raw socket; after a body
+   * middleware's `respond` hook, its filter around that (pipeline/responder.ts ResponderFilter).
+   */
+  res: Responder;
   /** An upgrade request (WebSocket): the bytes read after its head; null for any other request. */
   readonly upgrade: Buffer | null;
   /** The Plan this request runs on, to the end, even if a reload swaps in another. */

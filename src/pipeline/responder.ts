@@ -190,3 +190,66 @@ export class SocketResponder implements Responder {
     this.socket.destroy();
   }
 }
+
+/**
+ * A responder in front of another: the base of body middlewares' filters (compress, cache). Every
+ * call goes on to `outer` unchanged; a filter overrides what it works on (usually writeHead, write,
+ * end and onDrain) and keeps backpressure: write() returns false while what it passes on is full.
+ */
+export class ResponderFilter implements Responder {
+  readonly outer: Responder;
+
+  constructor(outer: Responder) {
+    this.outer = outer;
+  }
+
+  get http2(): boolean {
+    return this.outer.http2;
+  }
+  get headersSent(): boolean {
+    return this.outer.headersSent;
+  }
+  get destroyed(): boolean {
+    return this.outer.destroyed;
+  }
+  get ended(): boolean {
+    return this.outer.ended;
+  }
+  get finished(): boolean {
+    return this.outer.finished;
+  }
+  get status(): number {
+    return this.outer.status;
+  }
+  /** The HTTP/2 stream responder can end a stream with its head (gRPC trailers-only answers). */
+  get endsWithHeaders(): boolean {
+    return (this.outer as { endsWithHeaders?: boolean }).endsWithHeaders === true;
+  }
+  setHeader(name: string, value: string): void {
+    this.outer.setHeader(name, value);
+  }
+  writeHead(status: number, headers: OutHeaders, close?: boolean): void {
+    this.outer.writeHead(status, headers, close);
+  }
+  write(chunk: Buffer): boolean {
+    return this.outer.write(chunk);
+  }
+  end(chunk?: Buffer | string): void {
+    this.outer.end(chunk);
+  }
+  trailers(t: Record<string, string>): boolean {
+    return this.outer.trailers(t);
+  }
+  onDrain(fn: () => void): void {
+    this.outer.onDrain(fn);
+  }
+  onClose(fn: () => void): void {
+    this.outer.onClose(fn);
+  }
+  onFinish(fn: () => void): void {
+    this.outer.onFinish(fn);
+  }
+  destroy(): void {
+    this.outer.destroy();
+  }
+}

@@ -104,41 +104,82 @@ export function handleRequest(
   if (cl !== undefined && Number(cl) > route.maxRequestBody) return fail(rt, ctx, 'body_too_large', true);
 
   // ---- request
-  if (route.onRequest !== null) {
-    const hooks = route.onRequest;
-    for (let i = 0; i < hooks.length; i++) {
+  if (route.onRequest !== null) return requestStage(rt, ctx, route.onRequest, 0);
+  proceed(rt, ctx);
+}
+
+/**
+ * The request stage from hook `from` on: each middleware's onRequest (a LocalResponse answers at
+ * once) and then its respond (a filter around the responder, or null: it has answered). Runs
+ * synchronously until a hook returns a promise, and continues in continueAsync from there.
+ */
+function requestStage(rt: Runtime, ctx: RequestContext, hooks: readonly Middleware[], from: number): void {
+  for (let i = from; i < hooks.length; i++) {
+    const m = hooks[i];
+    if (m.onRequest !== undefined) {
       let r: ReturnType<NonNullable<Middleware['onRequest']>>;
       try {
-        r = (hooks[i].onRequest as NonNullable<Middleware['onRequest']>)(ctx);
+        r = m.onRequest(ctx);
       } catch {
         return fail(rt, ctx, 'internal', false);
       }
       if (r !== undefined && typeof (r as Promise<unknown>).then === 'function') {
-        // An asynchronous middleware: finish the chain from here once it has answered.
-        void continueAsync(rt, ctx, i, r as Promise<LocalResponse | undefined>);
+        void continueAsync(rt, ctx, hooks, i, r as Promise<LocalResponse | undefined>, 'request');
         return;
       }
       if (r !== undefined) return respondLocal(rt, ctx, r as LocalResponse);
+    }
+    // Body filters see ordinary responses only: an upgrade's answer is a tunnel (upstream/tunnel.ts).
+    if (m.respond !== undefined && ctx.upgrade === null) {
+      let w: ReturnType<NonNullable<Middleware['respond']>>;
+      try {
+        w = m.respond(ctx, ctx.res);
+      } catch {
+        return fail(rt, ctx, 'internal', false);
+      }
+      if (w !== null && typeof (w as Promise<unknown>).then === 'function') {
+        void continueAsync(rt, ctx, hooks, i, w as Promise<Responder | null>, 'respond');
+        return;
+      }
+      if (w === null) return;
+      ctx.res = w as Responder;
     }
   }
   proceed(rt, ctx);
 }
 
+/** An asynchronous hook: waits for it, then runs the rest of the request stage. */
 async function continueAsync(
   rt: Runtime,
   ctx: RequestContext,
-  from: number,
-  pending: Promise<LocalResponse | undefined>,
+  hooks: readonly Middleware[],
+  at: number,
+  pending: Promise<LocalResponse | undefined> | Promise<Responder | null>,
+  stage: 'request' | 'respond',
 ): Promise<void> {
-  const hooks = ctx.route?.onRequest ?? [];
+  const next = at + 1;
   try {
-    let r = await pending;
-    for (let i = from + 1; r === undefined && i < hooks.length; i++) r = await hooks[i].onRequest?.(ctx);
-    if (r !== undefined) return respondLocal(rt, ctx, r);
+    const r = await pending;
+    if (stage === 'request') {
+      if (r !== undefined) return respondLocal(rt, ctx, r as LocalResponse);
+      // The same middleware's respond hook still runs.
+      const m = hooks[at];
+      if (m.respond !== undefined && ctx.upgrade === null) {
+        if (ctx.res.destroyed) return;
+        const w = await m.respond(ctx, ctx.res);
+        if (w === null) return;
+        ctx.res = w;
+      }
+    } else {
+      if (r === null) return;
+      ctx.res = r as Responder;
+    }
   } catch {
     return fail(rt, ctx, 'internal', false);
   }
-  if (!ctx.res.destroyed) proceed(rt, ctx);
+  if (ctx.res.destroyed) return;
+  if (next < hooks.length) return requestStage(rt, ctx, hooks, next);
+  proceed(rt, ctx);
 }
 
 function proceed(rt: Runtime, ctx: RequestContext): void {

@@ -45,7 +45,10 @@ export interface Route {
   readonly rewrite: { readonly regex: RegExp; readonly replacement: string } | null;
   readonly upstream: Upstream;
   readonly maxRequestBody: number;
-  /** Middlewares per stage, null when none has that hook. onResponse is already in reverse order. */
+  /**
+   * Middlewares per stage, null when none has that hook. onRequest: those with onRequest or respond
+   * (both run in the request stage). onResponse is already in reverse order.
+   */
   readonly onRequest: readonly Middleware[] | null;
   readonly onUpstreamRequest: readonly Middleware[] | null;
   readonly onResponse: readonly Middleware[] | null;
@@ -106,6 +109,8 @@ export function compileRoute(
     return list.length > 0 ? list : null;
   };
   const onResponse = pick('onResponse');
+  // The request stage runs onRequest and respond hooks, in route order.
+  const requestStage = middlewares.filter((mw) => mw.onRequest !== undefined || mw.respond !== undefined);
   return Object.freeze({
     name: cfg.name,
     index,
@@ -128,7 +133,7 @@ export function compileRoute(
       : null,
     upstream,
     maxRequestBody: cfg.maxRequestBody ?? defaultMaxBody,
-    onRequest: pick('onRequest'),
+    onRequest: requestStage.length > 0 ? requestStage : null,
     onUpstreamRequest: pick('onUpstreamRequest'),
     onResponse: onResponse ? onResponse.reverse() : null,
     config: cfg,
