@@ -258,11 +258,9 @@ export const cacheSchema = z
       .enum(['memory', 'disk'])
       .prefault('memory')
       .meta({ description: 'Where responses are kept: memory, or files under path that survive a restart.' }),
-    maxSize: size
-      .prefault('256mb')
-      .meta({
-        description: 'Bytes held in all (bodies and heads); the least recently used go first beyond it.',
-      }),
+    maxSize: size.prefault('256mb').meta({
+      description: 'Bytes held in all (bodies and heads); the least recently used go first beyond it.',
+    }),
     maxObjectSize: size
       .prefault('10mb')
       .meta({ description: 'Larger responses are streamed through and not stored.' }),
@@ -278,19 +276,13 @@ export const cacheSchema = z
         description:
           "What makes one cache key, plus any request headers the response names in Vary. HEAD shares GET's entry.",
       }),
-    coalesce: z
-      .boolean()
-      .prefault(true)
-      .meta({
-        description:
-          'One upstream fetch per key at a time; concurrent misses wait for it and share its answer.',
-      }),
-    lockTimeout: duration
-      .prefault('5s')
-      .meta({
-        description:
-          'How long a coalesced request waits for the fetch in flight before going upstream itself.',
-      }),
+    coalesce: z.boolean().prefault(true).meta({
+      description:
+        'One upstream fetch per key at a time; concurrent misses wait for it and share its answer.',
+    }),
+    lockTimeout: duration.prefault('5s').meta({
+      description: 'How long a coalesced request waits for the fetch in flight before going upstream itself.',
+    }),
     storeSetCookie: z.boolean().prefault(false).meta({
       description:
         'Store responses that carry Set-Cookie (and serve them, Set-Cookie included, to other clients). Off: never stored.',
@@ -324,14 +316,10 @@ export const cacheSchema = z
 export const COMPRESS_ENCODINGS = ['zstd', 'br', 'gzip'] as const;
 
 export const compressSchema = z.strictObject({
-  encodings: z
-    .array(z.enum(COMPRESS_ENCODINGS))
-    .min(1)
-    .prefault(['zstd', 'br', 'gzip'])
-    .meta({
-      description:
-        "Encodings offered, in the server's order of preference among those the client accepts equally.",
-    }),
+  encodings: z.array(z.enum(COMPRESS_ENCODINGS)).min(1).prefault(['zstd', 'br', 'gzip']).meta({
+    description:
+      "Encodings offered, in the server's order of preference among those the client accepts equally.",
+  }),
   minSize: size
     .prefault('1kb')
     .meta({ description: 'Responses known to be smaller (by Content-Length) are sent as they are.' }),
@@ -387,11 +375,9 @@ export const middlewareSchema = z
       .optional()
       .meta({ description: 'Allow or deny by client address (after trusted-proxy resolution).' }),
     cache: cacheSchema.optional().meta({ description: 'An RFC 9111 shared cache (docs/caching.md).' }),
-    compress: compressSchema
-      .optional()
-      .meta({
-        description: 'Compress responses with zstd, brotli or gzip by Accept-Encoding (docs/compression.md).',
-      }),
+    compress: compressSchema.optional().meta({
+      description: 'Compress responses with zstd, brotli or gzip by Accept-Encoding (docs/compression.md).',
+    }),
   })
   .refine((m) => Object.keys(m).length === 1, {
     message: `a middleware has exactly one kind: ${MIDDLEWARE_KINDS.join(', ')}`,
