@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { type AdminServer, startAdmin } from './admin/server.ts';
+import { CacheRegistry } from './cache/cache.ts';
 import { compile, type Plan } from './config/compile.ts';
 import { splitReload } from './config/reloadable.ts';
 import type { Config } from './config/schema.ts';
@@ -85,9 +86,10 @@ export class Gatehouse {
   static async start(config: Config, opts: StartOptions = {}): Promise<Gatehouse> {
     const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
     const stats = config.admin ? new Stats() : null;
+    const caches = new CacheRegistry();
     let plan: Plan;
     try {
-      plan = compile(config, stats);
+      plan = compile(config, stats, caches);
     } catch (err) {
       throw new StartError((err as Error).message);
     }
@@ -125,6 +127,7 @@ export class Gatehouse {
       inflight: 0,
       onIdle: null,
       tunnels: new Set(),
+      caches,
     };
     const gh = new Gatehouse(rt, say);
     try {
@@ -135,6 +138,7 @@ export class Gatehouse {
             stats: rt.stats,
             tracer: rt.tracer,
             plan: () => rt.plan,
+            caches,
             reloads: () => ({ count: gh.#reloads, last: gh.#lastReload }),
           });
         } catch (err) {
@@ -262,7 +266,7 @@ export class Gatehouse {
     const { config: carried, restartKeys } = splitReload(this.#rt.plan.config, config);
     if (restartKeys.length > 0)
       this.#say(`reload: ${restartKeys.join(', ')} changed; they apply after a restart (kept as they were)`);
-    const next = compile(carried, this.#rt.stats);
+    const next = compile(carried, this.#rt.stats, this.#rt.caches);
     this.#reloads++;
     this.#lastReload = new Date().toISOString();
     const old = this.#rt.plan;

@@ -2,6 +2,7 @@
 // and the current Plan at scrape time (nothing on the hot path touches prom-client). Labels are
 // names from the config and fixed classes only; see docs/admin-api.md for the list.
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { CacheRegistry, HttpCache } from '../cache/cache.ts';
 import type { Plan } from '../config/compile.ts';
 import {
   type Histogram,
@@ -31,6 +32,15 @@ function view(name: string, help: string, type: 'counter' | 'gauge' | 'histogram
   };
 }
 
+const RESULT = {
+  hits: 'hit',
+  misses: 'miss',
+  stale: 'stale',
+  revalidated: 'revalidated',
+  coalesced: 'coalesced',
+  bypass: 'bypass',
+} as const;
+
 function histogramValues(name: string, labels: Labels, h: Histogram): Value[] {
   const out: Value[] = [];
   let acc = 0;
@@ -50,6 +60,7 @@ export function metricsRegistry(
   plan: () => Plan,
   tracer: Tracer | null,
   version: string,
+  caches: CacheRegistry | null = null,
 ): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg });
@@ -191,6 +202,60 @@ export function metricsRegistry(
     'Requests refused by the circuit breaker (503 upstream_overflow).',
     (u) => u.overflows,
   );
+  if (caches !== null) {
+    const perCache = (
+      name: string,
+      help: string,
+      type: 'counter' | 'gauge',
+      pick: (c: HttpCache) => number,
+    ) =>
+      add(
+        view(name, help, type, () =>
+          [...caches.caches.values()].map((c) => ({ labels: { cache: c.name }, value: pick(c) })),
+        ),
+      );
+    add(
+      view(
+        'gatehouse_cache_requests_total',
+        "Cache lookups by result: hit, miss, stale (served stale), revalidated (a 304 refreshed the entry), coalesced (answered by another request's fetch), bypass (methods the cache does not serve).",
+        'counter',
+        () =>
+          [...caches.caches.values()].flatMap((c) =>
+            (['hits', 'misses', 'stale', 'revalidated', 'coalesced', 'bypass'] as const).map((k) => ({
+              labels: { cache: c.name, result: RESULT[k] },
+              value: c.figures[k],
+            })),
+          ),
+      ),
+    );
+    perCache('gatehouse_cache_stored_total', 'Responses stored.', 'counter', (c) => c.figures.stored);
+    perCache(
+      'gatehouse_cache_evictions_total',
+      'Entries evicted to stay within maxSize.',
+      'counter',
+      (c) => c.store.evictions,
+    );
+    perCache(
+      'gatehouse_cache_purged_total',
+      'Entries removed by the purge API.',
+      'counter',
+      (c) => c.figures.purged,
+    );
+    perCache(
+      'gatehouse_cache_invalidated_total',
+      'Entries removed after unsafe methods (RFC 9111 §4.4).',
+      'counter',
+      (c) => c.figures.invalidated,
+    );
+    perCache(
+      'gatehouse_cache_bytes',
+      'Bytes held (bodies, heads and entries), against maxSize.',
+      'gauge',
+      (c) => c.store.bytes,
+    );
+    perCache('gatehouse_cache_max_bytes', 'The configured maxSize.', 'gauge', (c) => c.store.maxSize);
+    perCache('gatehouse_cache_objects', 'Entries held.', 'gauge', (c) => c.store.objects);
+  }
   if (tracer !== null) {
     add(
       view(

@@ -7,6 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { CacheRegistry, PurgeSelector } from '../cache/cache.ts';
 import type { Plan } from '../config/compile.ts';
 import type { Config } from '../config/schema.ts';
 import { formatAddress, parseAddress } from '../config/units.ts';
@@ -31,6 +32,8 @@ export interface AdminContext {
   tracer: Tracer | null;
   plan(): Plan;
   reloads(): { count: number; last: string | null };
+  /** The `cache` middlewares' stores (purge, figures). */
+  caches?: CacheRegistry;
 }
 
 export interface AdminServer {
@@ -55,7 +58,7 @@ export async function startAdmin(
   const token = config.token ?? '';
   const tokenDigest = digest(token);
   const sessions = new Sessions(options.sessionLifetime, options.now);
-  const registry = metricsRegistry(ctx.stats, ctx.plan, ctx.tracer, VERSION);
+  const registry = metricsRegistry(ctx.stats, ctx.plan, ctx.tracer, VERSION, ctx.caches ?? null);
   const dashboard = readFileSync(DASHBOARD, 'utf8').replace('</header>', `${SIGN_OUT}</header>`);
 
   const bearer = (req: IncomingMessage): boolean => {
@@ -148,8 +151,32 @@ export async function startAdmin(
             routes: routes(ctx),
             upstreams: upstreams(ctx),
             errors: [...ctx.stats.recentErrors].reverse(),
+            caches: cacheFigures(ctx.caches),
           });
       }
+    }
+    if (path === '/api/v1/cache') {
+      if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+      return json(res, 200, cacheFigures(ctx.caches));
+    }
+    if (path === '/api/v1/cache/purge') {
+      if (method !== 'POST') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'POST' });
+      if (!viaBearer)
+        return json(res, 403, { error: 'forbidden', message: 'changes need the Authorization header' });
+      let sel: PurgeSelector | string;
+      try {
+        sel = purgeSelector(JSON.parse(await readBody(req, 16_384)));
+      } catch {
+        sel = 'expected a JSON body';
+      }
+      if (typeof sel === 'string')
+        return json(res, 400, {
+          error: 'bad_request',
+          message: `${sel}: {"url": "https://host/path"}, {"prefix": "/path/" or "https://host/path"} or {"tag": "name"}, with an optional "cache": "<middleware name>"`,
+        });
+      const only = url.searchParams.get('cache') ?? undefined;
+      const purged = ctx.caches?.purge(sel, only) ?? 0;
+      return json(res, 200, { purged });
     }
     const drain = /^\/api\/v1\/upstreams\/([^/]+)\/drain$/.exec(path);
     if (drain !== null && method === 'POST') {
@@ -217,6 +244,34 @@ ${message ? `<p class="err">${message}</p>` : ''}
 <button type="submit">Sign in</button></form></body></html>`;
   res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
   res.end(html);
+}
+
+/** The purge request's selector, or what is wrong with it. */
+function purgeSelector(b: unknown): PurgeSelector | string {
+  if (b === null || typeof b !== 'object') return 'expected a JSON object';
+  const o = b as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => k !== 'cache');
+  if (keys.length !== 1) return 'expected exactly one of url, prefix and tag';
+  const k = keys[0];
+  const v = o[k];
+  if (typeof v !== 'string' || v === '') return `${k}: expected a non-empty string`;
+  if (k === 'url') return /^https?:\/\//.test(v) ? { url: v } : 'url: expected an absolute http(s) URL';
+  if (k === 'prefix') return { prefix: v };
+  if (k === 'tag') return { tag: v };
+  return `${k}: unknown (expected url, prefix or tag)`;
+}
+
+/** GET /api/v1/cache: each cache's figures. */
+function cacheFigures(caches: CacheRegistry | undefined) {
+  return [...(caches?.caches.values() ?? [])].map((c) => ({
+    name: c.name,
+    store: c.config.store,
+    maxSize: c.store.maxSize,
+    bytes: c.store.bytes,
+    objects: c.store.objects,
+    evictions: c.store.evictions,
+    ...c.figures,
+  }));
 }
 
 async function readBody(req: IncomingMessage, max: number): Promise<string> {

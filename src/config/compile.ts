@@ -2,6 +2,7 @@
 // reference (hot reload): a request keeps the Plan it started with, and the old Plan is closed
 // (pools, health checks, middleware timers) once its requests have finished.
 import type { BlockList } from 'node:net';
+import type { CacheRegistry } from '../cache/cache.ts';
 import { createMiddleware } from '../middleware/index.ts';
 import { blockListOf } from '../middleware/ipFilter.ts';
 import type { Middleware } from '../middleware/types.ts';
@@ -57,10 +58,17 @@ export interface Plan {
   close(): Promise<void>;
 }
 
-/** `stats`: the running Gatehouse's figures, so each route holds its own slot (none for explain/validate). */
-export function compile(config: Config, stats: Stats | null = null): Plan {
+/**
+ * `stats`: the running Gatehouse's figures, so each route holds its own slot; `caches`: its caches,
+ * which outlive a reload (neither for explain/validate).
+ */
+export function compile(
+  config: Config,
+  stats: Stats | null = null,
+  caches: CacheRegistry | null = null,
+): Plan {
   const closers: (() => void)[] = [];
-  const env = { onClose: (fn: () => void) => closers.push(fn) };
+  const env = { onClose: (fn: () => void) => closers.push(fn), caches };
 
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams))

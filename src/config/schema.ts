@@ -269,7 +269,7 @@ export const cacheSchema = z
       .optional()
       .meta({ description: "The disk store's directory (created if missing); required with store: disk." }),
     key: z
-      .array(z.enum(['scheme', 'host', 'path', 'query', 'method']))
+      .array(z.enum(['scheme', 'host', 'path', 'query']))
       .min(1)
       .prefault(['host', 'path', 'query'])
       .meta({
@@ -295,10 +295,10 @@ export const cacheSchema = z
       description:
         'Heuristic freshness as a fraction of the time since Last-Modified, for heuristically cacheable statuses without explicit freshness; 0 turns it off.',
     }),
-    maxHeuristic: duration.prefault('1d').meta({ description: 'The most heuristic freshness may give.' }),
+    maxHeuristic: duration.prefault('24h').meta({ description: 'The most heuristic freshness may give.' }),
     cdnCacheControl: z.boolean().prefault(true).meta({
       description:
-        'Honour CDN-Cache-Control (RFC 9213) ahead of Cache-Control for this cache, and remove it from the answer.',
+        'Honour CDN-Cache-Control (RFC 9213): when it is present and valid, this cache follows it and ignores Cache-Control and Expires.',
     }),
     cacheStatusName: z
       .string()

@@ -17,6 +17,7 @@
 //
 // A route keeps, per stage, only the middlewares that have that hook (null when none), so a route
 // without middlewares pays nothing for the mechanism.
+import type { CacheRegistry } from '../cache/cache.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import type { Responder } from '../pipeline/responder.ts';
 
@@ -40,6 +41,8 @@ export interface Middleware {
 export interface BuildEnv {
   /** Every timer or resource a middleware starts is released through this when its Plan closes. */
   onClose(fn: () => void): void;
+  /** The running process's caches (kept across reloads); null when the Plan only explains or validates. */
+  readonly caches: CacheRegistry | null;
 }
 
 export interface MiddlewareKind<C> {

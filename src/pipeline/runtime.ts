@@ -1,7 +1,9 @@
 // What the request path needs from the running Gatehouse. `plan` is swapped by reload; each
 // listener's slot is updated in place then, so a request finds its listener's part of the Plan and
 // its figures by reference, never by name.
+
 import type { Socket } from 'node:net';
+import type { CacheRegistry } from '../cache/cache.ts';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import type { LogSink } from '../observe/accessLog.ts';
 import type { ListenerStats, Stats } from '../observe/stats.ts';
@@ -22,6 +24,8 @@ export interface Runtime {
   onIdle: (() => void) | null;
   /** Client sockets of open tunnels (WebSockets): outside the HTTP server's reach once upgraded. */
   readonly tunnels: Set<Socket>;
+  /** The `cache` middlewares' stores, kept across reloads (purge and /metrics read them). */
+  readonly caches: CacheRegistry;
 }
 
 /** One listener's view of the running Gatehouse: held by its server, updated on reload. */

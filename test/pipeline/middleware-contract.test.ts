@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { CacheRegistry } from '../../src/cache/cache.ts';
 import { compile, type ListenerPlan } from '../../src/config/compile.ts';
 import { validateText } from '../../src/config/validate.ts';
 import type { Middleware } from '../../src/middleware/types.ts';
@@ -66,6 +67,7 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
     inflight: 0,
     onIdle: null,
     tunnels: new Set(),
+    caches: new CacheRegistry(),
   };
   const slot = { plan: listener, stats: null };
   const server = createServer((req, res) =>
