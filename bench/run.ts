@@ -1,10 +1,18 @@
-// Runs each proxy alone on core 0 in front of the same nginx origin, with wrk on core 1, for a
-// 100-byte and a 1 MiB response; rounds are interleaved (every proxy once per round) so drift
-// on the machine hits all of them alike. Reports medians and ratios, and writes
-// bench/results/latest.md. Everything listens on 127.0.0.1 and stops by itself.
+// Runs each proxy alone on core 0 in front of the same nginx origin, with wrk on core 1, and
+// reports medians and ratios in bench/results/latest.md. Four groups of rows, each its own set of
+// processes, all in the same interleaved rounds (every row once per round) so drift on the machine
+// hits all of them alike:
+//   plain           proxying a 100-byte and a 1 MiB static file (every peer);
+//   cache           a 100-byte response answered from each proxy's cache (checked to be a hit);
+//   compress-gzip   a 100 KiB JSON body gzipped on the way (level 6), wrk sending Accept-Encoding: gzip;
+//   compress-br     the same with brotli (quality 4), Accept-Encoding: br.
+// BENCH_ONLY: comma-separated; a group name (plain, cache, compress, compress-gzip, compress-br)
+// selects groups, anything else is a row-name prefix (gatehouse, nginx, ...). Everything listens on
+// 127.0.0.1 and stops by itself.
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { freePort } from '../test/helpers/net.ts';
 import {
   dir,
@@ -13,7 +21,9 @@ import {
   nginxTemps,
   PROXY_CORE,
   ROOT,
+  rawGet,
   run,
+  sampleJson,
   stopAll,
   versions,
   waitFor,
@@ -22,19 +32,34 @@ import {
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const ONLY = process.env.BENCH_ONLY?.split(',');
+const GROUPS = ['plain', 'cache', 'compress-gzip', 'compress-br'];
+const ONLY = process.env.BENCH_ONLY?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const isGroupSelector = (s: string) => GROUPS.some((g) => g === s || g.startsWith(`${s}-`));
+const onlyGroups = ONLY?.filter(isGroupSelector) ?? [];
+const onlyRows = ONLY?.filter((s) => !isGroupSelector(s)) ?? [];
+const groupSelected = (key: string) =>
+  onlyGroups.length === 0 || onlyGroups.some((s) => key === s || key.startsWith(`${s}-`));
+const rowSelected = (name: string) => onlyRows.length === 0 || onlyRows.some((o) => name.startsWith(o));
 
 // ---------------------------------------------------------------- the origin: nginx, static files
+// /100b and /1m as they are; /cacheable/100b the same 100 bytes with Cache-Control: public,
+// max-age=3600 (for the cache rows); /data.json 100 KiB of JSON as application/json.
 const files = join(dir, 'www');
 mkdirSync(files);
 writeFileSync(join(files, '100b'), 'x'.repeat(100));
 writeFileSync(join(files, '1m'), Buffer.alloc(1024 * 1024, 'y'));
+const json = sampleJson(100 * 1024);
+writeFileSync(join(files, 'data.json'), json);
 const originPort = await freePort();
 writeFileSync(
   join(dir, 'origin.conf'),
   `${nginxCommon('origin')}
 http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 10000000; keepalive_timeout 120s; ${nginxTemps('origin')}
-  server { listen 127.0.0.1:${originPort} backlog=4096; root ${files}; location / { } } }`,
+  types { application/json json; }
+  server { listen 127.0.0.1:${originPort} backlog=4096; root ${files}; location / { }
+    location /cacheable/ { alias ${files}/; add_header Cache-Control "public, max-age=3600"; } } }`,
 );
 run('taskset', ['-c', LOAD_CORE, 'nginx', '-c', join(dir, 'origin.conf')], 'origin');
 await waitFor(originPort);
@@ -44,18 +69,50 @@ const origin = `http://127.0.0.1:${originPort}`;
 interface Proxy {
   name: string;
   start(port: number): ChildProcess;
+  /** Sent by wrk and by the size check as Accept-Encoding (the compression rows). */
+  acceptEncoding?: string;
+  /** The Content-Encoding this row must answer with (checked once before the rounds). */
+  encoding?: string;
+  /** Checked once after the warm-up; throws if the row would not measure what it says. */
+  verify?(port: number): Promise<string>;
+}
+
+interface Table {
+  /** Short, for the progress lines. */
+  short: string;
+  /** The heading in the report. */
+  title: string;
+  path: string;
+  /** Bytes on the wire per response are measured and reported for this table. */
+  sizes?: boolean;
+  /**
+   * wrk's per-request timeout (its default is 2s). The compression rows take some hundred
+   * milliseconds per request under 64 connections: a longer wait keeps queueing from counting as errors.
+   */
+  timeout?: string;
+}
+
+interface Group {
+  key: string;
+  proxies: Proxy[];
+  tables: Table[];
 }
 
 const node = process.execPath;
 
+interface GatehouseOptions {
+  accessLog?: boolean;
+  metrics?: boolean;
+  /** A checkout of Gatehouse to run (BENCH_BASELINE). */
+  root?: string;
+  engine?: string;
+  /** One middleware, as YAML, put on the route that matches. */
+  middleware?: string;
+}
+
 /** Gatehouse with routing (three routes, the match is the last) and forwarding headers, as deployed. */
-function startGatehouse(
-  port: number,
-  accessLog: boolean,
-  metrics = false,
-  root = ROOT,
-  engine = 'gatehouse',
-): ChildProcess {
+function startGatehouse(port: number, o: GatehouseOptions = {}): ChildProcess {
+  const { accessLog = true, metrics = false, root = ROOT, engine = 'gatehouse', middleware } = o;
   const cfg = join(dir, `gatehouse-${port}.yaml`);
   writeFileSync(
     cfg,
@@ -63,72 +120,54 @@ function startGatehouse(
 accessLog: { enabled: ${accessLog}, path: ${dir}/gatehouse-access.log }
 ${metrics ? `admin: { address: "127.0.0.1:0", token: bench-admin-token-0123456789 }` : ''}
 limits: { keepAliveTimeout: 120s }
+${middleware ? `middlewares: { m: ${middleware} }` : ''}
 routes:
   - { name: admin, match: { hosts: [admin.example.com] }, upstream: origin }
   - { name: api, match: { pathPrefix: /api/ }, stripPrefix: true, upstream: origin }
-  - { name: site, match: { pathPrefix: / }, upstream: origin }
+  - { name: site, match: { pathPrefix: / }, upstream: origin${middleware ? ', middlewares: [m]' : ''} }
 upstreams:
   origin: { targets: [{ url: "${origin}" }], timeouts: { keepAlive: 60s } }
 `,
   );
   return run('taskset', ['-c', PROXY_CORE, node, join(root, 'src', 'cli.ts'), 'run', '-c', cfg], 'gatehouse');
 }
+
 /**
- * BENCH_BASELINE=DIR: also run the Gatehouse checked out in DIR (an earlier commit, e.g. made with
- * `git worktree add DIR <commit>`), same config, in the same interleaved rounds: before and after.
+ * nginx proxying to the origin (`upstream` with keep-alive, forwarding headers, access log), with
+ * directives added in the main context (load_module), in http and in the location.
  */
-const BASELINE = process.env.BENCH_BASELINE;
-const allProxies: Proxy[] = [
-  {
-    name: 'gatehouse',
-    start: (port) => startGatehouse(port, true),
-  },
-  ...(BASELINE
-    ? [{ name: 'gatehouse (baseline)', start: (port: number) => startGatehouse(port, true, false, BASELINE) }]
-    : []),
-  {
-    name: 'gatehouse, engine: node',
-    start: (port) => startGatehouse(port, true, false, ROOT, 'node'),
-  },
-  {
-    name: 'gatehouse, access log off',
-    start: (port) => startGatehouse(port, false),
-  },
-  {
-    name: 'gatehouse, metrics on',
-    start: (port) => startGatehouse(port, true, true),
-  },
-  {
-    name: 'gatehouse, metrics on, log off',
-    start: (port) => startGatehouse(port, false, true),
-  },
-  {
-    name: 'nginx',
-    start(port) {
-      const conf = join(dir, 'nginx-proxy.conf');
-      writeFileSync(
-        conf,
-        `${nginxCommon('proxy')}
-http { access_log ${dir}/nginx-access.log; keepalive_requests 10000000; keepalive_timeout 120s; ${nginxTemps('proxy')}
+function startNginx(
+  name: string,
+  port: number,
+  extra: { main?: string; http?: string; location?: string } = {},
+) {
+  const conf = join(dir, `${name}.conf`);
+  writeFileSync(
+    conf,
+    `${extra.main ?? ''}
+${nginxCommon(name)}
+http { access_log ${dir}/${name}-access.log; keepalive_requests 10000000; keepalive_timeout 120s; ${nginxTemps(name)}
+  ${extra.http ?? ''}
   upstream origin { server 127.0.0.1:${originPort}; keepalive 256; keepalive_requests 10000000; }
   server { listen 127.0.0.1:${port} backlog=4096;
     location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Real-IP $remote_addr; } } }`,
-      );
-      return run('taskset', ['-c', PROXY_CORE, 'nginx', '-c', conf], 'nginx');
-    },
-  },
-  {
-    name: 'haproxy',
-    start(port) {
-      const conf = join(dir, 'haproxy.cfg');
-      writeFileSync(
-        conf,
-        `global
+      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Real-IP $remote_addr;
+      ${extra.location ?? ''} } } }`,
+  );
+  return run('taskset', ['-c', PROXY_CORE, 'nginx', '-c', conf], name);
+}
+
+/** HAProxy in front of the origin, with lines added at the top level (a cache section) and in the backend. */
+function startHaproxy(name: string, port: number, extra: { sections?: string; backend?: string } = {}) {
+  const conf = join(dir, `${name}.cfg`);
+  writeFileSync(
+    conf,
+    `global
   nbthread 1
   maxconn 8000
   log stdout format raw local0
+${extra.sections ?? ''}
 defaults
   mode http
   log global
@@ -143,32 +182,207 @@ frontend fe
   default_backend be
 backend be
   http-reuse always
+${extra.backend ?? ''}
   server s1 127.0.0.1:${originPort}
 `,
+  );
+  return run('taskset', ['-c', PROXY_CORE, 'haproxy', '-f', conf], name);
+}
+
+const CACHE_PATH = '/cacheable/100b';
+const JSON_PATH = '/data.json';
+
+/** Throws unless one request to the row's port shows a cache hit in `header`. */
+const expectHit =
+  (header: string, hit: RegExp) =>
+  async (port: number): Promise<string> => {
+    const r = await rawGet(port, CACHE_PATH);
+    const value = r.headers[header];
+    if (r.status !== 200 || !value || !hit.test(value))
+      throw new Error(
+        `bench: port ${port} does not answer ${CACHE_PATH} from its cache (status ${r.status}, ${header}: ${value ?? 'absent'}); its cache rows would measure the origin`,
       );
-      return run('taskset', ['-c', PROXY_CORE, 'haproxy', '-f', conf], 'haproxy');
-    },
+    return `${header}: ${value}`;
+  };
+
+/**
+ * BENCH_BASELINE=DIR: also run the Gatehouse checked out in DIR (an earlier commit, e.g. made with
+ * `git worktree add DIR <commit>`), same config, in the same interleaved rounds: before and after.
+ */
+const BASELINE = process.env.BENCH_BASELINE;
+const BROTLI_MODULE = '/usr/lib/nginx/modules/ngx_http_brotli_filter_module.so';
+const hasBrotli = existsSync(BROTLI_MODULE);
+const nginxGzip =
+  'gzip on; gzip_comp_level 6; gzip_types application/json; gzip_min_length 1k; gzip_vary on;';
+const jsonSize = Buffer.byteLength(json).toLocaleString('en');
+
+const allGroups: Group[] = [
+  {
+    key: 'plain',
+    tables: [
+      { short: '100 B', title: '100 B response', path: '/100b' },
+      { short: '1 MiB', title: '1 MiB response', path: '/1m' },
+    ],
+    proxies: [
+      { name: 'gatehouse', start: (port) => startGatehouse(port) },
+      ...(BASELINE
+        ? [
+            {
+              name: 'gatehouse (baseline)',
+              start: (port: number) => startGatehouse(port, { root: BASELINE }),
+            },
+          ]
+        : []),
+      { name: 'gatehouse, engine: node', start: (port) => startGatehouse(port, { engine: 'node' }) },
+      { name: 'gatehouse, access log off', start: (port) => startGatehouse(port, { accessLog: false }) },
+      { name: 'gatehouse, metrics on', start: (port) => startGatehouse(port, { metrics: true }) },
+      {
+        name: 'gatehouse, metrics on, log off',
+        start: (port) => startGatehouse(port, { accessLog: false, metrics: true }),
+      },
+      { name: 'nginx', start: (port) => startNginx('proxy', port) },
+      { name: 'haproxy', start: (port) => startHaproxy('haproxy', port) },
+      {
+        name: 'node-undici (minimal)',
+        start: (port) =>
+          run(
+            'taskset',
+            ['-c', PROXY_CORE, node, join(ROOT, 'bench', 'peers', 'node-proxy.ts'), String(port), origin],
+            'node',
+          ),
+      },
+      {
+        name: '@fastify/http-proxy',
+        start: (port) =>
+          run(
+            'taskset',
+            ['-c', PROXY_CORE, node, join(ROOT, 'bench', 'peers', 'fastify-proxy.ts'), String(port), origin],
+            'fastify',
+          ),
+      },
+    ],
   },
   {
-    name: 'node-undici (minimal)',
-    start: (port) =>
-      run(
-        'taskset',
-        ['-c', PROXY_CORE, node, join(ROOT, 'bench', 'peers', 'node-proxy.ts'), String(port), origin],
-        'node',
-      ),
+    key: 'cache',
+    tables: [
+      {
+        short: 'cache',
+        title:
+          'Cache hit, 100 B response (origin sends `Cache-Control: public, max-age=3600`; every measured request is a hit)',
+        path: CACHE_PATH,
+      },
+    ],
+    proxies: [
+      {
+        name: 'gatehouse',
+        start: (port) => startGatehouse(port, { middleware: '{ cache: {} }' }),
+        verify: expectHit('cache-status', /;\s*hit\b/),
+      },
+      {
+        name: 'nginx',
+        start: (port) =>
+          startNginx('proxy-cache', port, {
+            http: `proxy_cache_path ${dir}/nginx-cache levels=1:2 keys_zone=bench:10m max_size=256m inactive=1h use_temp_path=off;`,
+            location:
+              'proxy_cache bench; proxy_cache_valid 200 1h; proxy_cache_lock on; add_header X-Cache-Status $upstream_cache_status;',
+          }),
+        verify: expectHit('x-cache-status', /^HIT$/),
+      },
+      {
+        name: 'haproxy',
+        start: (port) =>
+          startHaproxy('haproxy-cache', port, {
+            sections: 'cache bench\n  total-max-size 256\n  max-age 3600',
+            backend:
+              '  http-request cache-use bench\n  http-response cache-store bench\n  http-response set-header X-Cache-Status HIT if { res.cache_hit }',
+          }),
+        verify: expectHit('x-cache-status', /^HIT$/),
+      },
+    ],
   },
   {
-    name: '@fastify/http-proxy',
-    start: (port) =>
-      run(
-        'taskset',
-        ['-c', PROXY_CORE, node, join(ROOT, 'bench', 'peers', 'fastify-proxy.ts'), String(port), origin],
-        'fastify',
-      ),
+    key: 'compress-gzip',
+    tables: [
+      {
+        short: 'gzip',
+        title: `gzip, 100 KiB JSON (${jsonSize} bytes, \`Accept-Encoding: gzip\`; level 6 on Gatehouse and nginx)`,
+        path: JSON_PATH,
+        sizes: true,
+        timeout: '10s',
+      },
+    ],
+    proxies: [
+      {
+        name: 'gatehouse',
+        start: (port) =>
+          startGatehouse(port, { middleware: '{ compress: { encodings: [gzip], gzipLevel: 6 } }' }),
+        acceptEncoding: 'gzip',
+        encoding: 'gzip',
+      },
+      {
+        name: 'nginx',
+        start: (port) => startNginx('proxy-gzip', port, { http: nginxGzip }),
+        acceptEncoding: 'gzip',
+        encoding: 'gzip',
+      },
+      {
+        // Debian's HAProxy compresses with libslz: fast, at about zlib's level 1 ratio, no level to set.
+        name: 'haproxy (libslz)',
+        start: (port) =>
+          startHaproxy('haproxy-gzip', port, {
+            backend: '  compression algo gzip\n  compression type application/json',
+          }),
+        acceptEncoding: 'gzip',
+        encoding: 'gzip',
+      },
+    ],
+  },
+  {
+    key: 'compress-br',
+    tables: [
+      {
+        short: 'br',
+        title: hasBrotli
+          ? `brotli, 100 KiB JSON (${jsonSize} bytes, \`Accept-Encoding: br\`; quality 4 on Gatehouse and nginx's brotli module)`
+          : `brotli, 100 KiB JSON (${jsonSize} bytes, \`Accept-Encoding: br\`, quality 4; nginx has no brotli module here: its row is gzip level 6)`,
+        path: JSON_PATH,
+        sizes: true,
+        timeout: '10s',
+      },
+    ],
+    proxies: [
+      {
+        name: 'gatehouse',
+        start: (port) =>
+          startGatehouse(port, { middleware: '{ compress: { encodings: [br], brotliQuality: 4 } }' }),
+        acceptEncoding: 'br',
+        encoding: 'br',
+      },
+      hasBrotli
+        ? {
+            name: 'nginx',
+            start: (port) =>
+              startNginx('proxy-br', port, {
+                main: `load_module ${BROTLI_MODULE};`,
+                http: 'brotli on; brotli_comp_level 4; brotli_types application/json; brotli_min_length 1024;',
+              }),
+            acceptEncoding: 'br',
+            encoding: 'br',
+          }
+        : {
+            name: 'nginx (gzip 6, no brotli module)',
+            start: (port) => startNginx('proxy-br', port, { http: nginxGzip }),
+            acceptEncoding: 'gzip',
+            encoding: 'gzip',
+          },
+    ],
   },
 ];
-const proxies = allProxies.filter((p) => !ONLY || ONLY.some((o) => p.name.startsWith(o)));
+const groups = allGroups
+  .filter((g) => groupSelected(g.key))
+  .map((g) => ({ ...g, proxies: g.proxies.filter((p) => rowSelected(p.name)) }))
+  .filter((g) => g.proxies.length > 0);
+if (groups.length === 0) throw new Error(`bench: BENCH_ONLY=${process.env.BENCH_ONLY} selects no row`);
 
 // ---------------------------------------------------------------- load
 interface Sample {
@@ -184,7 +398,7 @@ function ms(v: string): number {
   return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
 }
 
-function wrk(port: number, path: string, seconds: number): Sample {
+function wrk(port: number, path: string, seconds: number, acceptEncoding?: string, timeout?: string): Sample {
   const out = execFileSync(
     'taskset',
     [
@@ -195,6 +409,8 @@ function wrk(port: number, path: string, seconds: number): Sample {
       `-c${CONNECTIONS}`,
       `-d${seconds}s`,
       '--latency',
+      ...(acceptEncoding ? ['-H', `Accept-Encoding: ${acceptEncoding}`] : []),
+      ...(timeout ? ['--timeout', timeout] : []),
       `http://127.0.0.1:${port}${path}`,
     ],
     { encoding: 'utf8' },
@@ -213,34 +429,66 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const sizes = [
-  { label: '100 B', path: '/100b' },
-  { label: '1 MiB', path: '/1m' },
-];
-const results = new Map<string, Sample[]>(); // key: proxy|size
-
-const ports = new Map<string, number>();
-for (const p of proxies) {
-  const port = await freePort();
-  ports.set(p.name, port);
-  p.start(port);
-  await waitFor(port);
-  wrk(port, '/100b', 2); // warm-up: JIT, pools
-  wrk(port, '/1m', 1);
+/** One compressed response: its body decodes to the JSON the origin serves, in the expected coding. */
+async function measureSize(p: Proxy, port: number, path: string): Promise<{ body: number; wire: number }> {
+  const r = await rawGet(port, path, p.acceptEncoding ? { 'Accept-Encoding': p.acceptEncoding } : {});
+  const coding = r.headers['content-encoding'];
+  if (r.status !== 200 || coding !== p.encoding)
+    throw new Error(
+      `bench: ${p.name} on port ${port} answers ${path} with status ${r.status}, Content-Encoding: ${coding ?? 'absent'} (expected ${p.encoding}); its compression row would measure something else`,
+    );
+  const decoded = coding === 'br' ? brotliDecompressSync(r.body) : gunzipSync(r.body);
+  if (!decoded.equals(Buffer.from(json)))
+    throw new Error(`bench: ${p.name}'s ${coding} body does not decode to the origin's JSON`);
+  return { body: r.body.length, wire: r.wire };
 }
 
+const results = new Map<string, Sample[]>(); // key: group|table|proxy
+const ports = new Map<string, number>(); // key: group|proxy
+const sizes = new Map<string, { body: number; wire: number }>(); // key: group|table|proxy
+const rowKey = (g: Group, t: Table, p: Proxy) => `${g.key}|${t.short}|${p.name}`;
+
+for (const g of groups) {
+  for (const p of g.proxies) {
+    const port = await freePort();
+    ports.set(`${g.key}|${p.name}`, port);
+    p.start(port);
+    await waitFor(port, g.tables[0].path);
+    // warm-up: JIT, pools, and the caches filled
+    for (const [i, t] of g.tables.entries()) wrk(port, t.path, i === 0 ? 2 : 1, p.acceptEncoding, t.timeout);
+    if (p.verify) process.stderr.write(`  ${g.key} ${p.name}: ${await p.verify(port)}\n`);
+    for (const t of g.tables) {
+      if (!t.sizes) continue;
+      const s = await measureSize(p, port, t.path);
+      sizes.set(rowKey(g, t, p), s);
+      process.stderr.write(
+        `  ${t.short} ${p.name}: ${s.body} bytes of ${p.encoding} body, ${s.wire} on the wire (of ${json.length})\n`,
+      );
+    }
+  }
+}
+
+const rows = groups.reduce((n, g) => n + g.proxies.length * g.tables.length, 0);
 process.stderr.write(
-  `bench: ${proxies.length} proxies, ${ROUNDS} rounds x ${SECONDS}s, ${CONNECTIONS} connections\n`,
+  `bench: ${rows} rows (${groups.map((g) => g.key).join(', ')}), ${ROUNDS} rounds x ${SECONDS}s, ${CONNECTIONS} connections\n`,
 );
 for (let round = 1; round <= ROUNDS; round++) {
-  for (const size of sizes) {
-    for (const p of proxies) {
-      const s = wrk(ports.get(p.name) as number, size.path, SECONDS);
-      const key = `${p.name}|${size.label}`;
-      results.set(key, [...(results.get(key) ?? []), s]);
-      process.stderr.write(
-        `  round ${round} ${size.label.padEnd(6)} ${p.name.padEnd(24)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${s.p99.toFixed(2)} ms${s.errors ? `  ERRORS ${s.errors}` : ''}\n`,
-      );
+  for (const g of groups) {
+    for (const t of g.tables) {
+      for (const p of g.proxies) {
+        const s = wrk(
+          ports.get(`${g.key}|${p.name}`) as number,
+          t.path,
+          SECONDS,
+          p.acceptEncoding,
+          t.timeout,
+        );
+        const key = rowKey(g, t, p);
+        results.set(key, [...(results.get(key) ?? []), s]);
+        process.stderr.write(
+          `  round ${round} ${t.short.padEnd(6)} ${p.name.padEnd(32)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${s.p99.toFixed(2)} ms${s.errors ? `  ERRORS ${s.errors}` : ''}\n`,
+        );
+      }
     }
   }
 }
@@ -256,26 +504,33 @@ lines.push(
   `Each proxy alone on one pinned core, wrk (1 thread, ${CONNECTIONS} connections) and the nginx origin on the other;`,
 );
 lines.push(
-  `${ROUNDS} interleaved rounds of ${SECONDS}s, medians. Ratios are Gatehouse's requests/s over the peer's.`,
+  `${ROUNDS} interleaved rounds of ${SECONDS}s, medians. Ratios are Gatehouse's requests/s over the peer's (the row "gatehouse" of the same table).`,
 );
 lines.push('');
-for (const size of sizes) {
-  lines.push(`**${size.label} response**`, '');
-  lines.push('| proxy | req/s | p50 ms | p99 ms | errors | Gatehouse ÷ this | per round |');
-  lines.push('|---|---:|---:|---:|---:|---:|---:|');
-  const ghRounds = (results.get(`gatehouse|${size.label}`) ?? []).map((s) => s.rps);
-  const gh = median(ghRounds);
-  for (const p of proxies) {
-    const xs = results.get(`${p.name}|${size.label}`) ?? [];
-    const rps = median(xs.map((s) => s.rps));
-    const paired = xs.map((s, i) => ghRounds[i] / s.rps);
-    const range =
-      p.name === 'gatehouse' ? '—' : `${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}`;
-    lines.push(
-      `| ${p.name} | ${rps.toFixed(0)} | ${median(xs.map((s) => s.p50)).toFixed(2)} | ${median(xs.map((s) => s.p99)).toFixed(2)} | ${xs.reduce((a, s) => a + s.errors, 0)} | ${p.name === 'gatehouse' ? '—' : (gh / rps).toFixed(2)} | ${range} |`,
-    );
+for (const g of groups) {
+  for (const t of g.tables) {
+    lines.push(`**${t.title}**`, '');
+    const sizeHead = t.sizes ? ' body bytes | bytes on the wire |' : '';
+    lines.push(`| proxy | req/s | p50 ms | p99 ms | errors | Gatehouse ÷ this | per round |${sizeHead}`);
+    lines.push(`|---|---:|---:|---:|---:|---:|---:|${t.sizes ? '---:|---:|' : ''}`);
+    const gatehouse = g.proxies.find((p) => p.name === 'gatehouse');
+    const ghRounds = gatehouse ? (results.get(rowKey(g, t, gatehouse)) ?? []).map((s) => s.rps) : [];
+    const gh = median(ghRounds);
+    for (const p of g.proxies) {
+      const xs = results.get(rowKey(g, t, p)) ?? [];
+      const rps = median(xs.map((s) => s.rps));
+      const paired = xs.map((s, i) => ghRounds[i] / s.rps);
+      const compared = gatehouse && p !== gatehouse;
+      const ratio = compared ? (gh / rps).toFixed(2) : '—';
+      const range = compared ? `${Math.min(...paired).toFixed(2)}–${Math.max(...paired).toFixed(2)}` : '—';
+      const size = sizes.get(rowKey(g, t, p));
+      const sizeCells = t.sizes ? ` ${size?.body ?? '—'} | ${size?.wire ?? '—'} |` : '';
+      lines.push(
+        `| ${p.name} | ${rps.toFixed(0)} | ${median(xs.map((s) => s.p50)).toFixed(2)} | ${median(xs.map((s) => s.p99)).toFixed(2)} | ${xs.reduce((a, s) => a + s.errors, 0)} | ${ratio} | ${range} |${sizeCells}`,
+      );
+    }
+    lines.push('');
   }
-  lines.push('');
 }
 const report = lines.join('\n');
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });

@@ -25,6 +25,7 @@ import {
   requestHandler,
 } from './server/http.ts';
 import { createTlsFrontend } from './server/tls.ts';
+import { MirrorRegistry } from './traffic/mirror.ts';
 import type { Target } from './upstream/target.ts';
 import type { Upstream } from './upstream/upstream.ts';
 
@@ -87,9 +88,10 @@ export class Gatehouse {
     const say = opts.say ?? ((m: string) => process.stderr.write(`[gatehouse] ${m}\n`));
     const stats = config.admin ? new Stats() : null;
     const caches = new CacheRegistry();
+    const mirrors = new MirrorRegistry();
     let plan: Plan;
     try {
-      plan = compile(config, stats, caches);
+      plan = compile(config, stats, { caches, mirrors });
     } catch (err) {
       throw new StartError((err as Error).message);
     }
@@ -128,6 +130,7 @@ export class Gatehouse {
       onIdle: null,
       tunnels: new Set(),
       caches,
+      mirrors,
     };
     const gh = new Gatehouse(rt, say);
     try {
@@ -139,6 +142,7 @@ export class Gatehouse {
             tracer: rt.tracer,
             plan: () => rt.plan,
             caches,
+            mirrors,
             reloads: () => ({ count: gh.#reloads, last: gh.#lastReload }),
           });
         } catch (err) {
@@ -266,7 +270,7 @@ export class Gatehouse {
     const { config: carried, restartKeys } = splitReload(this.#rt.plan.config, config);
     if (restartKeys.length > 0)
       this.#say(`reload: ${restartKeys.join(', ')} changed; they apply after a restart (kept as they were)`);
-    const next = compile(carried, this.#rt.stats, this.#rt.caches);
+    const next = compile(carried, this.#rt.stats, { caches: this.#rt.caches, mirrors: this.#rt.mirrors });
     this.#reloads++;
     this.#lastReload = new Date().toISOString();
     const old = this.#rt.plan;

@@ -202,6 +202,29 @@ export function metricsRegistry(
     'Requests refused by the circuit breaker (503 upstream_overflow).',
     (u) => u.overflows,
   );
+  const splitValues = (pick: (s: { weight: number; requests: number }) => number) => () =>
+    plan().routes.flatMap((r) =>
+      (r.split?.describe() ?? []).map((s) => ({
+        labels: { route: r.name, upstream: s.upstream },
+        value: pick(s),
+      })),
+    );
+  add(
+    view(
+      'gatehouse_split_requests_total',
+      'Requests a split route sent to each side (since the route was last loaded).',
+      'counter',
+      splitValues((s) => s.requests),
+    ),
+  );
+  add(
+    view(
+      'gatehouse_split_weight',
+      "Each side's current weight in a split route.",
+      'gauge',
+      splitValues((s) => s.weight),
+    ),
+  );
   if (caches !== null) {
     const perCache = (
       name: string,

@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.ts';
 import { formatAddress, parseAddress } from '../config/units.ts';
 import type { Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
+import type { MirrorRegistry } from '../traffic/mirror.ts';
 import { metricsRegistry } from './metrics.ts';
 import { cookieValues, SESSION_COOKIE, Sessions } from './session.ts';
 
@@ -34,6 +35,8 @@ export interface AdminContext {
   reloads(): { count: number; last: string | null };
   /** The `cache` middlewares' stores (purge, figures). */
   caches?: CacheRegistry;
+  /** The mirrors' figures and differences. */
+  mirrors?: MirrorRegistry;
 }
 
 export interface AdminServer {
@@ -174,9 +177,33 @@ export async function startAdmin(
           error: 'bad_request',
           message: `${sel}: {"url": "https://host/path"}, {"prefix": "/path/" or "https://host/path"} or {"tag": "name"}, with an optional "cache": "<middleware name>"`,
         });
-      const only = url.searchParams.get('cache') ?? undefined;
+      const only = url.searchParams.get('cache') ?? sel.cache;
       const purged = ctx.caches?.purge(sel, only) ?? 0;
       return json(res, 200, { purged });
+    }
+    const split = /^\/api\/v1\/routes\/([^/]+)\/split$/.exec(path);
+    if (split !== null) {
+      const route = plan.routes.find((r) => r.name === decodeURIComponent(split[1]));
+      if (route?.split == null)
+        return json(res, 404, { error: 'not_found', message: 'no route with a split by that name' });
+      if (method === 'GET') return json(res, 200, { route: route.name, sides: route.split.describe() });
+      if (method !== 'PUT') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, PUT' });
+      if (!viaBearer)
+        return json(res, 403, { error: 'forbidden', message: 'changes need the Authorization header' });
+      let weights: unknown;
+      try {
+        weights = (JSON.parse(await readBody(req, 16_384)) as { weights?: unknown }).weights;
+      } catch {
+        weights = undefined;
+      }
+      if (weights === null || typeof weights !== 'object' || Array.isArray(weights))
+        return json(res, 400, {
+          error: 'bad_request',
+          message: 'expected {"weights": {"<upstream>": <number>, ...}}',
+        });
+      const problem = route.split.setWeights(weights as Record<string, number>);
+      if (problem !== null) return json(res, 400, { error: 'bad_request', message: problem });
+      return json(res, 200, { route: route.name, sides: route.split.describe() });
     }
     const drain = /^\/api\/v1\/upstreams\/([^/]+)\/drain$/.exec(path);
     if (drain !== null && method === 'POST') {
@@ -251,13 +278,16 @@ function purgeSelector(b: unknown): PurgeSelector | string {
   if (b === null || typeof b !== 'object') return 'expected a JSON object';
   const o = b as Record<string, unknown>;
   const keys = Object.keys(o).filter((k) => k !== 'cache');
+  const cache = o.cache;
+  if (cache !== undefined && typeof cache !== 'string') return 'cache: expected a middleware name';
   if (keys.length !== 1) return 'expected exactly one of url, prefix and tag';
   const k = keys[0];
   const v = o[k];
   if (typeof v !== 'string' || v === '') return `${k}: expected a non-empty string`;
-  if (k === 'url') return /^https?:\/\//.test(v) ? { url: v } : 'url: expected an absolute http(s) URL';
-  if (k === 'prefix') return { prefix: v };
-  if (k === 'tag') return { tag: v };
+  const only = cache === undefined ? {} : { cache };
+  if (k === 'url') return /^https?:\/\//.test(v) ? { url: v, ...only } : 'url: expected an absolute http(s) URL';
+  if (k === 'prefix') return { prefix: v, ...only };
+  if (k === 'tag') return { tag: v, ...only };
   return `${k}: unknown (expected url, prefix or tag)`;
 }
 
@@ -332,7 +362,8 @@ function routes(ctx: AdminContext) {
     const w = s?.window.figures(now);
     return {
       name: r.name,
-      upstream: r.upstream.name,
+      upstream: r.backend,
+      split: r.split?.describe() ?? null,
       match: r.config.match,
       requests: s?.total() ?? 0,
       lastMinute: w

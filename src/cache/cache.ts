@@ -66,6 +66,11 @@ export class HttpCache {
     return c.store === this.config.store && c.path === this.config.path;
   }
 
+  /** The cache's name in Cache-Status (RFC 9211). */
+  get label(): string {
+    return this.config.cacheStatusName;
+  }
+
   configure(c: CacheConfig): void {
     this.config = c;
     this.policy = policyOptions(c);
@@ -141,7 +146,10 @@ function policyOptions(c: CacheConfig): PolicyOptions {
 }
 
 /** What `POST /api/v1/cache/purge` removes: one URL (all its variants), a prefix, or a tag. */
-export type PurgeSelector = { url: string } | { prefix: string } | { tag: string };
+export type PurgeSelector = ({ url: string } | { prefix: string } | { tag: string }) & {
+  /** Only this cache (a `cache` middleware's name); default: every cache. */
+  cache?: string;
+};
 
 /** The running process's caches by middleware name (across reloads). */
 export class CacheRegistry {

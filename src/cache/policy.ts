@@ -234,7 +234,9 @@ export function varyValue(name: string, v: string | string[] | undefined): strin
     for (const member of s.toLowerCase().split(',')) {
       const [coding, ...params] = member.split(';').map((x) => x.trim());
       const q = params.find((p) => p.startsWith('q='));
-      if (coding === '' || (q !== undefined && Number(q.slice(2)) === 0)) continue;
+      // As negotiation reads it (http/acceptEncoding.ts): q=0 refuses, a malformed q drops the member.
+      if (coding === '' || (q !== undefined && !/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(q.slice(2)))) continue;
+      if (q !== undefined && Number(q.slice(2)) === 0) continue;
       codings.push(coding === 'x-gzip' ? 'gzip' : coding);
     }
     return [...new Set(codings)].sort().join(',');

@@ -3,14 +3,20 @@
 // (pools, health checks, middleware timers) once its requests have finished.
 import type { BlockList } from 'node:net';
 import type { CacheRegistry } from '../cache/cache.ts';
+import { type GeoDb, openGeoDb } from '../geo/geoip.ts';
 import { createMiddleware } from '../middleware/index.ts';
 import { blockListOf } from '../middleware/ipFilter.ts';
 import type { Middleware } from '../middleware/types.ts';
 import type { Stats } from '../observe/stats.ts';
-import { compileRoute, type Route, tableFor } from '../routing/table.ts';
+import { compileRoute, type Route, type RouteBackend, tableFor, upstreamPath } from '../routing/table.ts';
+import { compileStatic } from '../static/serve.ts';
+import { compileErrorPages, type ErrorPages } from '../traffic/errorPages.ts';
+import { redirectHandler, respondHandler } from '../traffic/local.ts';
+import { Mirror, type MirrorRegistry } from '../traffic/mirror.ts';
+import { Split } from '../traffic/split.ts';
 import { tlsMaterial } from '../upstream/tlsMaterial.ts';
 import { type TargetListener, Upstream } from '../upstream/upstream.ts';
-import type { Config, LimitsConfig } from './schema.ts';
+import type { Config, LimitsConfig, RouteConfig } from './schema.ts';
 
 export interface ListenerPlan {
   readonly name: string;
@@ -48,6 +54,10 @@ export interface Plan {
   readonly limits: LimitsConfig;
   /** Also send RFC 7239 Forwarded. */
   readonly forwarded: boolean;
+  /** The geoip database (watched for changes while the Plan runs); null without one. */
+  readonly geo: GeoDb | null;
+  /** The top-level error pages, for answers before a route is known (404 route_not_found). */
+  readonly errorPages: ErrorPages | null;
   /**
    * Starts background work (health checks), taking over target state from the Plan this one
    * replaces. Separate from compile so `explain` and `validate` start nothing.
@@ -58,17 +68,19 @@ export interface Plan {
   close(): Promise<void>;
 }
 
+/** What outlives a reload in a running Gatehouse: the caches' contents and the mirrors' figures. */
+export interface Shared {
+  readonly caches: CacheRegistry;
+  readonly mirrors: MirrorRegistry;
+}
+
 /**
- * `stats`: the running Gatehouse's figures, so each route holds its own slot; `caches`: its caches,
- * which outlive a reload (neither for explain/validate).
+ * `stats`: the running Gatehouse's figures, so each route holds its own slot; `shared`: its caches
+ * and mirror logs, which outlive a reload (neither for explain/validate, which start nothing).
  */
-export function compile(
-  config: Config,
-  stats: Stats | null = null,
-  caches: CacheRegistry | null = null,
-): Plan {
+export function compile(config: Config, stats: Stats | null = null, shared: Shared | null = null): Plan {
   const closers: (() => void)[] = [];
-  const env = { onClose: (fn: () => void) => closers.push(fn), caches };
+  const env = { onClose: (fn: () => void) => closers.push(fn), caches: shared?.caches ?? null };
 
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams))
@@ -78,11 +90,31 @@ export function compile(
   for (const [name, m] of Object.entries(config.middlewares))
     middlewares.set(name, createMiddleware(name, m, env));
 
+  let geo: GeoDb | null = null;
+  if (config.geoip !== undefined) {
+    geo = openGeoDb(config.geoip.database);
+    // explain and validate only check that it opens.
+    if (shared === null) {
+      geo.close();
+      geo = null;
+    } else closers.push(() => geo?.close());
+  }
+
+  const pageFiles = new Map<string, string>();
+  const globalPages = { cfg: config.errorPages, where: 'errorPages' };
+  const errorPages = compileErrorPages([globalPages], pageFiles);
   const routes = config.routes.map((r, i) =>
     compileRoute(
       r,
       i,
-      upstreams.get(r.upstream) as Upstream,
+      routeBackend(r, i, upstreams, shared, () =>
+        r.errorPages === undefined
+          ? errorPages
+          : compileErrorPages(
+              [{ cfg: r.errorPages, where: `routes.${i}.errorPages` }, globalPages],
+              pageFiles,
+            ),
+      ),
       r.middlewares.map((m) => middlewares.get(m) as Middleware),
       config.limits.maxRequestBody,
       stats?.route(r.name) ?? null,
@@ -125,6 +157,8 @@ export function compile(
   let closed: Promise<void> | undefined;
   return Object.freeze({
     config,
+    geo,
+    errorPages,
     usage: { active: 0, retired: false, onDrained: null },
     listeners,
     routes,
@@ -148,4 +182,51 @@ export function compile(
       return closed;
     },
   });
+}
+
+/** A route's backend: its upstream, its split, or a local handler (static, redirect, respond). */
+function routeBackend(
+  r: RouteConfig,
+  i: number,
+  upstreams: ReadonlyMap<string, Upstream>,
+  shared: Shared | null,
+  pages: () => ErrorPages | null,
+): RouteBackend {
+  const b: RouteBackend = {
+    upstream: null,
+    split: null,
+    local: null,
+    mirror: null,
+    errorPages: pages(),
+    backend: '',
+  };
+  if (r.upstream !== undefined) {
+    b.upstream = upstreams.get(r.upstream) as Upstream;
+    b.backend = r.upstream;
+  } else if (r.split !== undefined) {
+    b.split = new Split(
+      r.name,
+      r.split.map((s) => ({ upstream: upstreams.get(s.upstream) as Upstream, weight: s.weight })),
+      r.sticky,
+    );
+    b.backend = 'split';
+  } else if (r.static !== undefined) {
+    const h = compileStatic(r.static, `routes.${i}.static`);
+    b.local = (rt, ctx) => h.serve(rt, ctx, upstreamPath(ctx.route as Route, ctx.path));
+    b.backend = 'static';
+  } else if (r.redirect !== undefined) {
+    b.local = redirectHandler(r.redirect);
+    b.backend = 'redirect';
+  } else if (r.respond !== undefined) {
+    b.local = respondHandler(r.respond);
+    b.backend = 'respond';
+  }
+  if (r.mirror !== undefined)
+    b.mirror = new Mirror(
+      r.name,
+      r.mirror,
+      upstreams.get(r.mirror.upstream) as Upstream,
+      shared?.mirrors ?? null,
+    );
+  return b;
 }

@@ -50,6 +50,8 @@ const name = z
     'names use letters, digits, ".", "_" and "-", starting with a letter or digit',
   );
 
+const httpStatus = z.number().int().min(100).max(599);
+
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid header name');
 
 /** An IP address or a CIDR block, checked by node:net (see parseCidr). */
@@ -361,7 +363,39 @@ export const compressSchema = z.strictObject({
   zstdLevel: z.number().int().min(1).max(19).prefault(3).meta({ description: 'zstd level (1 … 19).' }),
 });
 
-export const MIDDLEWARE_KINDS = ['rateLimit', 'headers', 'ipFilter', 'cache', 'compress'] as const;
+export const faultInjectionSchema = z.strictObject({
+  delay: z
+    .strictObject({
+      percent: z.number().min(0).max(100).meta({ description: 'Share of requests delayed, in percent.' }),
+      duration: duration.prefault('200ms').meta({ description: 'How long each is delayed.' }),
+    })
+    .optional()
+    .meta({ description: 'Delay some requests before they go upstream.' }),
+  abort: z
+    .strictObject({
+      percent: z
+        .number()
+        .min(0)
+        .max(100)
+        .meta({ description: 'Share of requests answered with status, in percent.' }),
+      status: httpStatus.prefault(503).meta({ description: 'The status they get.' }),
+    })
+    .optional()
+    .meta({ description: 'Answer some requests with an error instead of forwarding them.' }),
+  allowHeader: z.boolean().prefault(false).meta({
+    description:
+      'Let a request choose its fault with x-gatehouse-fault: abort=503, delay=200ms (for targeted tests). Off: the header is ignored and removed.',
+  }),
+});
+
+export const MIDDLEWARE_KINDS = [
+  'rateLimit',
+  'headers',
+  'ipFilter',
+  'cache',
+  'compress',
+  'faultInjection',
+] as const;
 
 export const middlewareSchema = z
   .strictObject({
@@ -375,6 +409,9 @@ export const middlewareSchema = z
       .optional()
       .meta({ description: 'Allow or deny by client address (after trusted-proxy resolution).' }),
     cache: cacheSchema.optional().meta({ description: 'An RFC 9111 shared cache (docs/caching.md).' }),
+    faultInjection: faultInjectionSchema
+      .optional()
+      .meta({ description: 'Delay or abort a share of requests (chaos testing; docs/traffic.md).' }),
     compress: compressSchema.optional().meta({
       description: 'Compress responses with zstd, brotli or gzip by Accept-Encoding (docs/compression.md).',
     }),
@@ -382,7 +419,10 @@ export const middlewareSchema = z
   .refine((m) => Object.keys(m).length === 1, {
     message: `a middleware has exactly one kind: ${MIDDLEWARE_KINDS.join(', ')}`,
   })
-  .meta({ description: 'A middleware: exactly one of rateLimit, headers, ipFilter, cache, compress.' });
+  .meta({
+    description:
+      'A middleware: exactly one of rateLimit, headers, ipFilter, cache, compress, faultInjection.',
+  });
 
 // ---------------------------------------------------------------- routes
 const stringList = z
@@ -420,6 +460,112 @@ export const matchSchema = z.strictObject({
     .record(z.string(), z.string())
     .optional()
     .meta({ description: 'Query parameter → exact value, or "*" for present. All must match.' }),
+  cookies: z
+    .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name'), z.string())
+    .optional()
+    .meta({
+      description: 'Cookie → exact value, or "*" for present. All must match (opt-in canaries: beta=1).',
+    }),
+  geo: z
+    .strictObject({
+      countries: z
+        .array(z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as DE'))
+        .min(1)
+        .optional()
+        .meta({ description: 'ISO 3166-1 country codes (DE, AT, CH) of the client address.' }),
+      continents: z
+        .array(z.enum(['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA']))
+        .min(1)
+        .optional()
+        .meta({ description: 'Continent codes (AF, AN, AS, EU, NA, OC, SA) of the client address.' }),
+    })
+    .refine(
+      (g) => g.countries !== undefined || g.continents !== undefined,
+      'geo needs countries or continents',
+    )
+    .optional()
+    .meta({
+      description:
+        'The client address (after trusted-proxy resolution) looked up in the geoip database: any listed country or continent matches. Needs geoip.',
+    }),
+});
+
+const template = z.string().meta({
+  description:
+    'Text with placeholders: {path}, {query}, {host}, {scheme}, {method}, {uri}, {client.ip}, {request.id}, {route}, {match.N} (a pathRegex capture), {geo.country}, {geo.continent}, {time.msec}, {time.iso}, {header.<name>}, {cookie.<name>}.',
+});
+
+export const errorPageSchema = z.strictObject({
+  statuses: z.array(httpStatus).min(1).meta({ description: 'The statuses this page is shown for.' }),
+  file: z.string().meta({
+    description:
+      'An HTML file (read at load); {status}, {reason} and {request.id} in it are replaced per answer.',
+  }),
+  intercept: z.boolean().prefault(false).meta({
+    description:
+      'Also replace upstream answers of these statuses (their body is dropped). Off: only Gatehouse’s own answers.',
+  }),
+});
+
+export const staticSchema = z.strictObject({
+  root: z.string().meta({ description: 'The directory served (resolved at load; it must exist).' }),
+  index: z
+    .union([z.string().regex(/^[^/\\]+$/, 'a file name, without a path'), z.literal(false)])
+    .prefault('index.html')
+    .meta({
+      description: 'The file served for a directory; false: none (a directory is 404, never listed).',
+    }),
+  precompressed: z.boolean().prefault(false).meta({
+    description: 'Serve file.br, file.zst or file.gz next to the file when the client accepts that encoding.',
+  }),
+  spaFallback: z.boolean().prefault(false).meta({
+    description:
+      'A missing path without a file extension is answered with the root’s index file (single-page apps).',
+  }),
+  dotfiles: z.boolean().prefault(false).meta({
+    description: 'Serve names starting with "." (except .well-known, always served). Off: 404.',
+  }),
+  maxAge: duration.optional().meta({ description: 'Cache-Control: max-age sent with files. Default: none.' }),
+});
+
+export const mirrorSchema = z.strictObject({
+  upstream: z.string().meta({ description: 'Name from upstreams: where the copies go.' }),
+  sample: z.number().min(0).max(1).prefault(1).meta({ description: 'Fraction of requests copied (0 … 1).' }),
+  maxBody: size.prefault('64kb').meta({
+    description: 'Requests with a larger body (or a body of unknown length) are not copied.',
+  }),
+  maxInflight: z.number().int().positive().prefault(64).meta({
+    description:
+      'Copies under way at most; beyond it a copy is dropped and counted, never queued behind the client.',
+  }),
+  timeout: duration.prefault('10s').meta({ description: 'A copy’s answer must be complete within this.' }),
+  compare: z
+    .strictObject({
+      headers: z
+        .array(headerName)
+        .prefault(['content-type', 'location', 'cache-control'])
+        .meta({ description: 'Response headers compared.' }),
+      ignoreHeaders: z.array(headerName).prefault([]).meta({ description: 'Headers never compared.' }),
+      body: z.enum(['hash', 'json', 'none']).prefault('json').meta({
+        description:
+          'hash: byte-exact; json: JSON-aware when both are JSON (key order ignored, ignoreJsonFields dropped), else bytes; none: status and headers only.',
+      }),
+      ignoreJsonFields: z.array(z.string()).prefault([]).meta({
+        description:
+          'JSON fields ignored at any depth (requestTime), or a dotted path from the top (meta.took).',
+      }),
+      maxBody: size
+        .prefault('1mb')
+        .meta({ description: 'Bodies larger than this are compared by length only.' }),
+      keep: z
+        .number()
+        .int()
+        .positive()
+        .prefault(200)
+        .meta({ description: 'Latest differences kept for the admin API.' }),
+    })
+    .optional()
+    .meta({ description: 'Compare the mirror’s answer with the client’s; record every difference.' }),
 });
 
 export const routeSchema = z.strictObject({
@@ -455,9 +601,82 @@ export const routeSchema = z.strictObject({
   middlewares: z.array(z.string()).prefault([]).meta({
     description: 'Names from middlewares, applied in this order to requests (reverse order to responses).',
   }),
-  upstream: z
-    .string({ error: 'every route names an upstream' })
-    .meta({ description: 'Name from upstreams.' }),
+  upstream: z.string().optional().meta({
+    description:
+      'Name from upstreams. A route has exactly one of upstream, split, static, redirect and respond.',
+  }),
+  split: z
+    .array(
+      z.strictObject({
+        upstream: z.string().meta({ description: 'Name from upstreams.' }),
+        weight: z
+          .number()
+          .min(0)
+          .meta({ description: 'Share of requests, relative to the others (0: none).' }),
+      }),
+    )
+    .min(1)
+    .optional()
+    .meta({
+      description:
+        'Requests divided between upstreams by weight (canaries, A/B), smooth within any short window; weights can change at run time through the admin API.',
+    }),
+  sticky: z
+    .strictObject({
+      cookie: z
+        .string()
+        .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name')
+        .prefault('gh_split')
+        .meta({ description: 'The cookie that keeps a client on its side.' }),
+      maxAge: duration.prefault('24h').meta({ description: 'How long the cookie lasts.' }),
+      secret: z.string().min(16, 'at least 16 characters').optional().meta({
+        description:
+          'Key for the cookie’s signature (HMAC-SHA256), the same on every node; default: random per process (sides are kept until a restart).',
+      }),
+      allowOverride: z.boolean().prefault(false).meta({
+        description:
+          'Accept an unsigned cookie naming a side (a client may pick its side). Off: only signed.',
+      }),
+    })
+    .optional()
+    .meta({
+      description: 'Keep each client on the side of the split it first got, by a signed cookie. Needs split.',
+    }),
+  mirror: mirrorSchema.optional().meta({
+    description: 'Copy sampled requests to another upstream, off the client’s path, and compare the answers.',
+  }),
+  static: staticSchema.optional().meta({ description: 'Serve files from a directory (docs/static.md).' }),
+  redirect: z
+    .strictObject({
+      to: template.meta({
+        description: 'The Location, with placeholders: "https://blog.example.com{path}{query}".',
+      }),
+      status: z
+        .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)])
+        .prefault(302)
+        .meta({ description: '301, 302, 303, 307 or 308.' }),
+    })
+    .optional()
+    .meta({ description: 'Answer with a redirect, without a backend.' }),
+  respond: z
+    .strictObject({
+      status: httpStatus.prefault(200).meta({ description: 'The status.' }),
+      body: template.optional().meta({ description: 'The body, with placeholders. Default: none.' }),
+      contentType: z
+        .string()
+        .prefault('text/plain; charset=utf-8')
+        .meta({ description: 'Its Content-Type.' }),
+      headers: z
+        .record(headerName, z.string())
+        .optional()
+        .meta({ description: 'More response headers (placeholders allowed).' }),
+    })
+    .optional()
+    .meta({ description: 'Answer with a fixed response, without a backend.' }),
+  errorPages: z
+    .array(errorPageSchema)
+    .optional()
+    .meta({ description: 'Error pages for this route, ahead of the top-level errorPages.' }),
   maxRequestBody: size
     .optional()
     .meta({ description: 'Body size limit for this route. Default: limits.maxRequestBody.' }),
@@ -886,6 +1105,18 @@ export const configSchema = z.strictObject({
     description: 'OpenTelemetry tracing over OTLP/HTTP (JSON); off without this block.',
     reload: 'restart',
   }),
+  geoip: z
+    .strictObject({
+      database: z.string().meta({
+        description: 'A MaxMind DB file (GeoLite2-Country, GeoIP2-City, ...); reloaded when it changes.',
+      }),
+    })
+    .optional()
+    .meta({ description: 'Geo data for the geo matcher and {geo.*} placeholders.', reload: 'hot' }),
+  errorPages: z
+    .array(errorPageSchema)
+    .prefault([])
+    .meta({ description: 'Error pages for every route (a route’s own come first).', reload: 'hot' }),
   shutdownGracePeriod: duration.prefault('10s').meta({
     description: 'How long in-flight requests may take to finish after SIGTERM/SIGINT.',
     reload: 'hot',
@@ -906,6 +1137,10 @@ export type HeadersConfig = z.output<typeof headersSchema>;
 export type IpFilterConfig = z.output<typeof ipFilterSchema>;
 export type CacheConfig = z.output<typeof cacheSchema>;
 export type CompressConfig = z.output<typeof compressSchema>;
+export type FaultInjectionConfig = z.output<typeof faultInjectionSchema>;
+export type StaticConfig = z.output<typeof staticSchema>;
+export type MirrorConfig = z.output<typeof mirrorSchema>;
+export type ErrorPageConfig = z.output<typeof errorPageSchema>;
 export type LimitsConfig = z.output<typeof limitsSchema>;
 export type BalancerName = (typeof BALANCERS)[number];
 

@@ -3,7 +3,10 @@
 //  2. the semantic pass: references between blocks, duplicates, addresses.
 // Defaults are read from the schema, never restated here. Whatever the input, the answer is a list
 // of errors: an exception while checking becomes one too.
+import { accessSync, constants, statSync } from 'node:fs';
 import type { z } from 'zod';
+import { openGeoDb } from '../geo/geoip.ts';
+import { placeholderProblem } from '../pipeline/template.ts';
 import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
 import {
   ACCESS_LOG_FIELDS,
@@ -230,6 +233,22 @@ const strs = (v: unknown): string[] =>
   typeof v === 'string' ? [v] : arr(v).filter((x): x is string => typeof x === 'string');
 
 function semantic(raw: unknown, err: Err): void {
+  const templateCheck = (v: unknown, path: PropertyKey[]) => {
+    const t = str(v);
+    const problem = t === undefined ? undefined : placeholderProblem(t);
+    if (problem !== undefined) err(path, problem);
+  };
+  const pagesCheck = (v: unknown, path: PropertyKey[]) => {
+    arr(v).forEach((pv, i) => {
+      const file = str(obj(pv).file);
+      if (file === undefined) return;
+      try {
+        accessSync(file, constants.R_OK);
+      } catch (e) {
+        err([...path, i, 'file'], `cannot read ${file} (${(e as NodeJS.ErrnoException).code})`);
+      }
+    });
+  };
   const c = obj(raw);
   const log = obj(c.accessLog);
   const format = read(accessLogSchema.shape.format, log.format);
@@ -290,6 +309,24 @@ function semantic(raw: unknown, err: Err): void {
     }
   }
 
+  pagesCheck(c.errorPages, ['errorPages']);
+  if (c.geoip !== undefined) {
+    const db = str(obj(c.geoip).database);
+    if (db !== undefined) {
+      try {
+        openGeoDb(db).close();
+      } catch (e) {
+        err(['geoip', 'database'], (e as Error).message.replace(/^geoip\.database: /, ''));
+      }
+    }
+  }
+  for (const [name, mv] of Object.entries(middlewares)) {
+    const h = obj(obj(mv).headers);
+    for (const dir of ['request', 'response'])
+      for (const op of ['set', 'add'])
+        for (const [k, v] of Object.entries(obj(obj(h[dir])[op])))
+          templateCheck(v, ['middlewares', name, 'headers', dir, op, k]);
+  }
   for (const [name, mv] of Object.entries(middlewares)) {
     const f = obj(mv).ipFilter;
     if (f === undefined) continue;
@@ -361,8 +398,46 @@ function semantic(raw: unknown, err: Err): void {
         err(at('listeners', j), `no listener named "${l}"${hintFrom(l, listenerNames.keys())}`);
     });
     const up = str(r.upstream);
-    if (up !== undefined && !Object.hasOwn(upstreams, up))
-      err(at('upstream'), `no upstream named "${up}"${hintFrom(up, Object.keys(upstreams))}`);
+    const knownUpstream = (u: string | undefined, ...p: PropertyKey[]) => {
+      if (u !== undefined && !Object.hasOwn(upstreams, u))
+        err(at(...p), `no upstream named "${u}"${hintFrom(u, Object.keys(upstreams))}`);
+    };
+    knownUpstream(up, 'upstream');
+    const kinds = BACKENDS.filter((k) => r[k] !== undefined);
+    if (kinds.length === 0) err(at(), `a route needs one of ${BACKENDS.join(', ')} (where its requests go)`);
+    else if (kinds.length > 1)
+      err(at(kinds[1]), `a route has exactly one of ${BACKENDS.join(', ')}; this one also has ${kinds[0]}`);
+    const sides = new Map<string, number>();
+    arr(r.split).forEach((sv, j) => {
+      const u = str(obj(sv).upstream);
+      knownUpstream(u, 'split', j, 'upstream');
+      if (u !== undefined) {
+        if (sides.has(u)) err(at('split', j, 'upstream'), `${u} is already split.${sides.get(u)}`);
+        else sides.set(u, j);
+      }
+    });
+    if (Array.isArray(r.split) && r.split.length > 0 && r.split.every((x) => obj(x).weight === 0))
+      err(at('split'), 'at least one side needs a weight above 0');
+    if (r.sticky !== undefined && r.split === undefined) err(at('sticky'), 'sticky needs split');
+    knownUpstream(str(obj(r.mirror).upstream), 'mirror', 'upstream');
+    if (r.mirror !== undefined && kinds.length === 1 && kinds[0] !== 'upstream' && kinds[0] !== 'split')
+      err(at('mirror'), `mirror copies proxied requests; this route is answered by ${kinds[0]}`);
+    if (obj(r.match).geo !== undefined && c.geoip === undefined)
+      err(at('match', 'geo'), 'the geo matcher needs geoip.database');
+    const redirect = obj(r.redirect);
+    templateCheck(redirect.to, at('redirect', 'to'));
+    const respond = obj(r.respond);
+    templateCheck(respond.body, at('respond', 'body'));
+    for (const [k, v] of Object.entries(obj(respond.headers))) templateCheck(v, at('respond', 'headers', k));
+    const root = str(obj(r.static).root);
+    if (root !== undefined) {
+      try {
+        if (!statSync(root).isDirectory()) err(at('static', 'root'), `${root} is not a directory`);
+      } catch (e) {
+        err(at('static', 'root'), `cannot use ${root} (${(e as NodeJS.ErrnoException).code})`);
+      }
+    }
+    pagesCheck(r.errorPages, at('errorPages'));
     strs(r.middlewares).forEach((m, j) => {
       if (!Object.hasOwn(middlewares, m))
         err(at('middlewares', j), `no middleware named "${m}"${hintFrom(m, Object.keys(middlewares))}`);
@@ -381,6 +456,9 @@ function semantic(raw: unknown, err: Err): void {
     });
   });
 }
+
+/** Where a route's requests go: exactly one per route. */
+const BACKENDS = ['upstream', 'split', 'static', 'redirect', 'respond'] as const;
 
 function hintFrom(word: string, names: Iterable<string>): string {
   const h = closest(word, [...names]);

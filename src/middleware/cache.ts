@@ -113,14 +113,21 @@ export const cache: MiddlewareKind<CacheConfig> = {
           setState(ctx, { revalidate: e });
           return new StoreFilter(new Detached(outer), c, ctx, key, reqCc, e, null, true, true);
         }
+        // §5.2.1.7: only a stored response the request accepts, else 504.
+        if (reqCc.has('only-if-cached')) {
+          notCached(ctx, outer, c.label);
+          return null;
+        }
         if (coalesce && !waited && c.inflight.has(key))
           return c.wait(key).then(() => lookup(ctx, outer, key, reqCc, true));
         setState(ctx, { revalidate: e });
         const fwd = e.fresh.lifetime > currentAge(e.fresh, now) ? 'fwd=request' : 'fwd=stale';
-        return new StoreFilter(outer, c, ctx, key, reqCc, e, coalesce ? c.lead(key) : null, true, false, fwd);
+        // A HEAD revalidates the entry (a 304 refreshes it) but its answer has no body to store.
+        const lead = coalesce && method === 'GET' ? c.lead(key) : null;
+        return new StoreFilter(outer, c, ctx, key, reqCc, e, lead, method === 'GET', false, fwd);
       }
       if (reqCc.has('only-if-cached')) {
-        notCached(ctx, outer, c.name);
+        notCached(ctx, outer, c.label);
         return null;
       }
       if (coalesce && !waited && c.inflight.has(key) && method === 'GET')
@@ -304,6 +311,8 @@ class StoreFilter extends ResponderFilter {
       }
     }
     let member = stale === null ? this.fwd : `${this.fwd}; fwd-status=${status}`;
+    // A revalidation answered with a new representation counts as a miss.
+    if (stale !== null && !this.background) c.figures.misses++;
     if (this.storable) {
       const why = this.reqCc.has('no-store')
         ? 'request-no-store'
@@ -344,7 +353,7 @@ class StoreFilter extends ResponderFilter {
     const out: OutHeaders = { ...headers };
     delete out['surrogate-key'];
     delete out['cache-tag'];
-    out['cache-status'] = withCacheStatus(headers['cache-status'], `${c.name}; ${member}`);
+    out['cache-status'] = withCacheStatus(headers['cache-status'], `${c.label}; ${member}`);
     this.outer.writeHead(status, out, close);
   }
 
@@ -485,7 +494,7 @@ function serve(c: HttpCache, ctx: RequestContext, outer: Responder, e: Entry, me
   const base: OutHeaders = {};
   const now = Date.now();
   const age = String(Math.floor(currentAge(e.fresh, now)));
-  const cacheStatus = `${c.name}; ${member}`;
+  const cacheStatus = `${c.label}; ${member}`;
   if (e.complete) {
     // §4.3.2: a cache evaluates If-None-Match and If-Modified-Since only; If-Match and
     // If-Unmodified-Since are the origin's to answer.

@@ -2,12 +2,13 @@
 import type { MiddlewareConfig } from '../config/schema.ts';
 import { cache } from './cache.ts';
 import { compress } from './compress.ts';
+import { faultInjection } from './faultInjection.ts';
 import { headers } from './headers.ts';
 import { ipFilter } from './ipFilter.ts';
 import { rateLimit } from './rateLimit.ts';
 import type { BuildEnv, Middleware, MiddlewareKind } from './types.ts';
 
-export const middlewareKinds = { rateLimit, headers, ipFilter, cache, compress } satisfies {
+export const middlewareKinds = { rateLimit, headers, ipFilter, cache, compress, faultInjection } satisfies {
   [K in keyof MiddlewareConfig]-?: MiddlewareKind<NonNullable<MiddlewareConfig[K]>>;
 };
 

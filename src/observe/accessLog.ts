@@ -128,7 +128,7 @@ export function accessLine(ctx: RequestContext, now: number): string {
     `{"time":"${isoNow()}","requestId":${q(ctx.id)},"listener":${q(ctx.listener)}` +
     `,"clientIp":"${ctx.clientIp}","method":${q(ctx.req.method ?? '')},"host":${q(ctx.host)}` +
     `,"path":${q(ctx.path)},"protocol":"HTTP/${ctx.req.httpVersion}","status":${ctx.status},"bytes":${ctx.bytesOut}` +
-    `,"route":${route ? q(route.name) : 'null'},"upstream":${route ? q(route.upstream.name) : 'null'}` +
+    `,"route":${route ? q(route.name) : 'null'},"upstream":${route ? q(backendOf(ctx)) : 'null'}` +
     `,"target":${ctx.target ? q(ctx.target.id) : 'null'},"attempts":${ctx.attempts}` +
     `,"upstreamMs":${ctx.upstreamMs < 0 ? 'null' : hundredths(ctx.upstreamMs)},"durationMs":${hundredths(now - ctx.start)}` +
     `${ctx.trace !== null ? `,"traceId":"${ctx.trace.traceId}"` : ''}` +
@@ -163,8 +163,8 @@ export const FIELDS = {
   bytesIn: { json: (c) => String(c.bytesIn), text: (c) => String(c.bytesIn) },
   route: { json: (c) => (c.route ? q(c.route.name) : 'null'), text: (c) => c.route?.name ?? '-' },
   upstream: {
-    json: (c) => (c.route ? q(c.route.upstream.name) : 'null'),
-    text: (c) => c.route?.upstream.name ?? '-',
+    json: (c) => (c.route ? q(backendOf(c)) : 'null'),
+    text: (c) => (c.route ? backendOf(c) : '-'),
   },
   target: { json: (c) => (c.target ? q(c.target.id) : 'null'), text: (c) => c.target?.id ?? '-' },
   attempts: { json: (c) => String(c.attempts), text: (c) => String(c.attempts) },
@@ -255,4 +255,9 @@ function clfTime(ms = Date.now()): string {
     clfText = `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
   }
   return clfText;
+}
+
+/** The upstream a request went to (a split's chosen side), or its route's backend (static, redirect, ...). */
+export function backendOf(ctx: RequestContext): string {
+  return ctx.upstream?.name ?? ctx.route?.backend ?? '';
 }

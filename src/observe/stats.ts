@@ -266,7 +266,7 @@ export class Stats {
     if (route !== undefined) {
       const rs = route.stats ?? this.route(route.name);
       const target = ctx.target;
-      const upstream = route.upstream.name;
+      const upstream = ctx.upstream?.name ?? route.backend;
       const key = target === undefined ? upstream : `${upstream}|${target.id}`;
       let row = rs.byTarget.get(key);
       if (row === undefined) {

@@ -175,7 +175,10 @@ export class Tracer {
       int('http.response.status_code', ctx.status),
     ];
     if (route !== undefined)
-      attributes.push(str('http.route', route.name), str('gatehouse.upstream', route.upstream.name));
+      attributes.push(
+        str('http.route', route.name),
+        str('gatehouse.upstream', ctx.upstream?.name ?? route.backend),
+      );
     const reason = ctx.error?.reason;
     if (reason !== undefined) attributes.push(str('error.type', reason));
     const span: Span = {

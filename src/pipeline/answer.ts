@@ -19,7 +19,15 @@ export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyErr
     rt.via,
     close,
     ctx.req.method === 'HEAD',
+    undefined,
+    customPage(ctx, err),
   );
+}
+
+/** The operator's error page for this answer (the route's, else the top-level one), if any. */
+function customPage(ctx: RequestContext, err: ProxyError): string | undefined {
+  const pages = ctx.route !== undefined ? ctx.route.errorPages : ctx.plan.errorPages;
+  return pages?.render(err.status, err.reason, ctx.id);
 }
 
 /** Answers with a middleware's local response (401, 403, 429, redirect, ...). */
@@ -39,6 +47,7 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
       ctx.upgrade !== null,
       ctx.req.method === 'HEAD',
       r.headers,
+      customPage(ctx, ctx.error),
     );
     return;
   }
@@ -50,6 +59,8 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
     ctx.upgrade !== null,
   );
   const head = ctx.req.method === 'HEAD';
-  res.end(head ? undefined : body);
+  // Before end(): a body filter (compress) may count the bytes it really sent, and the log line
+  // may be written inside end().
   ctx.bytesOut = head ? 0 : Buffer.byteLength(body);
+  res.end(head ? undefined : body);
 }

@@ -2,9 +2,11 @@
 // one shape for all of them.
 import type { IncomingMessage } from 'node:http';
 import type { Plan } from '../config/compile.ts';
+import type { GeoInfo } from '../geo/geoip.ts';
 import type { TraceState } from '../observe/tracing.ts';
 import type { Route } from '../routing/table.ts';
 import type { Target } from '../upstream/target.ts';
+import type { Upstream } from '../upstream/upstream.ts';
 import type { ProxyError } from './errors.ts';
 import type { Responder } from './responder.ts';
 
@@ -73,6 +75,13 @@ export class RequestContext {
   abortUpstream: (() => void) | undefined;
   /** Per-middleware state, keyed by a module-level symbol. */
   vars: Map<symbol, unknown> | undefined;
+  /** The upstream chosen in the select stage (the route's, or a side of its split); undefined before. */
+  upstream: Upstream | undefined;
+  /** The request body, read whole (a mirrored request); null when it streams from `req`. */
+  body: Buffer | null;
+  /** A pathRegex route's capture groups ({match.N}); null otherwise. */
+  captures: RegExpExecArray | null;
+  #geo: GeoInfo | null | undefined;
 
   constructor(
     id: string,
@@ -113,5 +122,15 @@ export class RequestContext {
     this.upstreamMs = -1;
     this.abortUpstream = undefined;
     this.vars = undefined;
+    this.upstream = undefined;
+    this.body = null;
+    this.captures = null;
+    this.#geo = undefined;
+  }
+
+  /** The client address's geo data (looked up once, on first use); null without a database or a match. */
+  geo(): GeoInfo | null {
+    if (this.#geo === undefined) this.#geo = this.plan.geo?.lookup(this.clientIp) ?? null;
+    return this.#geo;
   }
 }

@@ -68,12 +68,19 @@ export function respondError(
   close: boolean,
   head: boolean,
   extra?: Record<string, string>,
+  custom?: string,
 ): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return 0;
   }
   const page = errorPage(error, requestId, accept, proxyName);
+  if (custom !== undefined) {
+    // The operator's page (errorPages) in place of ours, with the same status and headers.
+    page.body = custom;
+    page.headers['content-type'] = 'text/html; charset=utf-8';
+    page.headers['content-length'] = String(Buffer.byteLength(custom));
+  }
   if (extra !== undefined) Object.assign(page.headers, extra);
   res.writeHead(page.status, page.headers, close);
   res.end(head ? undefined : page.body);

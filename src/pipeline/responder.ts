@@ -111,7 +111,9 @@ export class NodeResponder implements Responder {
     this.res.once('drain', fn);
   }
   onClose(fn: () => void): void {
-    this.res.once('close', fn);
+    // Like the other responders: a callback registered after the close runs at once.
+    if ((this.res as { closed?: boolean }).closed === true) fn();
+    else this.res.once('close', fn);
   }
   onFinish(fn: () => void): void {
     this.res.once('finish', fn);
@@ -195,6 +197,8 @@ export class SocketResponder implements Responder {
  * A responder in front of another: the base of body middlewares' filters (compress, cache). Every
  * call goes on to `outer` unchanged; a filter overrides what it works on (usually writeHead, write,
  * end and onDrain) and keeps backpressure: write() returns false while what it passes on is full.
+ * The state getters (headersSent, status, ended, finished) read `outer`: a filter that holds the
+ * head or the end back must override them too.
  */
 export class ResponderFilter implements Responder {
   readonly outer: Responder;

@@ -11,6 +11,9 @@ import type { IncomingMessage } from 'node:http';
 import type { LocalResponse, Middleware } from '../middleware/types.ts';
 import { requestId } from '../observe/requestId.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
+import { InterceptFilter } from '../traffic/errorPages.ts';
+import type { Mirror } from '../traffic/mirror.ts';
+import type { Split } from '../traffic/split.ts';
 import { forward } from '../upstream/forward.ts';
 import { splice } from '../upstream/tunnel.ts';
 import { headerBytes, hostOnly, identifyClient, requestHost, splitTarget } from './accept.ts';
@@ -94,10 +97,12 @@ export function handleRequest(
     headers: req.headers,
     query: ctx.query,
     params: undefined,
+    geo: () => ctx.geo(),
   };
   const route = matchRoute(listener.table, input);
   if (route === undefined) return fail(rt, ctx, 'route_not_found', false);
   ctx.route = route;
+  if (route.pathRegex !== null) ctx.captures = route.pathRegex.exec(ctx.path);
   if (!route.allowEncodedSlashes && hasEncodedSlash(ctx.path)) return fail(rt, ctx, 'bad_request', false);
 
   const cl = req.headers['content-length'];
@@ -185,13 +190,17 @@ async function continueAsync(
 function proceed(rt: Runtime, ctx: RequestContext): void {
   const route = ctx.route as NonNullable<RequestContext['route']>;
   const req = ctx.req;
-  // ---- select
-  const target = route.upstream.pick(ctx);
+  // ---- select: a route Gatehouse answers itself (static, redirect, respond), or an upstream: the
+  // route's own, or a side of its split.
+  if (route.local !== null) return route.local(rt, ctx);
+  const upstream = route.upstream ?? (route.split as Split).pick(ctx);
+  if (upstream === undefined) return fail(rt, ctx, 'no_healthy_target', ctx.upgrade !== null);
+  ctx.upstream = upstream;
+  const target = upstream.pick(ctx);
   if (target === undefined) return fail(rt, ctx, 'no_healthy_target', ctx.upgrade !== null);
   ctx.target = target;
 
   // ---- upstreamRequest
-  const upstream = route.upstream;
   const upstreamHost =
     upstream.settings.passHostHeader && ctx.hostHeader !== '' ? ctx.hostHeader : target.authority;
   const headers = upstreamHeaders(ctx, upstreamHost, rt.via, ctx.plan.forwarded);
@@ -205,8 +214,54 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
   }
 
   // ---- send, response: an exchange, or for an upgrade a tunnel
-  if (ctx.upgrade !== null) splice(rt, ctx, ureq);
-  else forward(rt, ctx, ureq);
+  if (ctx.upgrade !== null) return splice(rt, ctx, ureq);
+  if (route.errorPages?.intercepts) ctx.res = new InterceptFilter(ctx.res, route.errorPages, ctx);
+  const mirror = route.mirror;
+  if (mirror?.wants(ctx)) return mirrored(rt, ctx, ureq, mirror);
+  forward(rt, ctx, ureq);
+}
+
+/**
+ * A request that is also copied to the route's mirror: its body (at most mirror.maxBody, checked by
+ * wants) is read whole first, so that both the client's upstream and the mirror get it.
+ */
+function mirrored(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, mirror: Mirror): void {
+  const cl = ctx.req.headers['content-length'];
+  if (cl === undefined || cl === '0') {
+    const f = mirror.start(ctx, ureq, null);
+    if (f !== null) ctx.res = f;
+    return forward(rt, ctx, ureq);
+  }
+  readWhole(ctx.req, Number(cl)).then(
+    (body) => {
+      if (ctx.res.destroyed) return;
+      ctx.body = body;
+      ctx.bytesIn = body.length;
+      const f = mirror.start(ctx, ureq, body);
+      if (f !== null) ctx.res = f;
+      forward(rt, ctx, ureq);
+    },
+    () => {
+      if (!ctx.res.headersSent) fail(rt, ctx, new ProxyError('bad_request', 'request body incomplete'), true);
+    },
+  );
+}
+
+function readWhole(req: IncomingMessage, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > length) req.destroy();
+      else chunks.push(c);
+    });
+    req.once('end', () => (n === length ? resolve(Buffer.concat(chunks, n)) : reject(new Error('length'))));
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!req.readableEnded) reject(new Error('closed'));
+    });
+  });
 }
 
 /** The `log` stage: exactly once per request, when the response is done or the client has gone. */

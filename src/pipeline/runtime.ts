@@ -8,6 +8,7 @@ import type { ListenerPlan, Plan } from '../config/compile.ts';
 import type { LogSink } from '../observe/accessLog.ts';
 import type { ListenerStats, Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
+import type { MirrorRegistry } from '../traffic/mirror.ts';
 import type { RequestContext } from './context.ts';
 
 export interface Runtime {
@@ -26,6 +27,8 @@ export interface Runtime {
   readonly tunnels: Set<Socket>;
   /** The `cache` middlewares' stores, kept across reloads (purge and /metrics read them). */
   readonly caches: CacheRegistry;
+  /** The mirrors' figures and recorded differences, kept across reloads. */
+  readonly mirrors: MirrorRegistry;
 }
 
 /** One listener's view of the running Gatehouse: held by its server, updated on reload. */

@@ -1,9 +1,11 @@
 // `gatehouse explain`: which route a request would take, why each route before it did not match,
 // and where the request would go. Uses the same compiled table and the same match function as the
 // proxy, so what it says is what the proxy does.
+
 import type { ListenerPlan, Plan } from '../config/compile.ts';
 import { hostOnly } from '../pipeline/accept.ts';
 import { normalizePath } from '../pipeline/path.ts';
+import { cookieValue } from '../pipeline/template.ts';
 import { type MatchInput, type Mismatch, mismatch, queryParams, type Route, upstreamPath } from './table.ts';
 
 export function explain(
@@ -31,6 +33,8 @@ export function explain(
     headers,
     query: u.search,
     params: undefined,
+    // explain has no client address: a geo condition does not match.
+    geo: () => null,
   };
   lines.push(`request:  ${input.method} ${url}`);
   lines.push(`listener: ${listener.name}    host: ${input.host || '(none)'}    path: ${path}`);
@@ -55,12 +59,23 @@ export function explain(
     return { text: `${lines.join('\n')}\n`, matched: false };
   }
   const up = winner.upstream;
-  lines.push(`result: route ${winner.name} → upstream ${up.name} (${up.settings.loadBalancer})`);
-  lines.push(`  path sent upstream: ${upstreamPath(winner, path)}${u.search}`);
+  if (up !== null)
+    lines.push(`result: route ${winner.name} → upstream ${up.name} (${up.settings.loadBalancer})`);
+  else if (winner.split !== null)
+    lines.push(
+      `result: route ${winner.name} → split ${winner.split.sides.map((s) => `${s.upstream.name} ${s.weight}`).join(', ')}${winner.split.sticky ? ` (sticky by cookie ${winner.split.sticky.cookie})` : ''}`,
+    );
+  else lines.push(`result: route ${winner.name} → answered by Gatehouse (${winner.backend})`);
+  lines.push(
+    `  path ${up !== null || winner.split !== null ? 'sent upstream' : 'used'}: ${upstreamPath(winner, path)}${u.search}`,
+  );
   const mws = winner.config.middlewares;
   if (mws.length > 0) lines.push(`  middlewares: ${mws.join(', ')}`);
-  lines.push('  targets:');
-  for (const t of up.targets) lines.push(`    ${t.id}  weight ${t.weight}`);
+  const ups = up !== null ? [up] : (winner.split?.sides.map((s) => s.upstream) ?? []);
+  for (const x of ups) {
+    lines.push(ups.length > 1 ? `  targets of ${x.name}:` : '  targets:');
+    for (const t of x.targets) lines.push(`    ${t.id}  weight ${t.weight}`);
+  }
   return { text: `${lines.join('\n')}\n`, matched: true };
 }
 
@@ -117,5 +132,16 @@ function reason(r: Route, why: Mismatch, input: MatchInput): string {
         ? `query ${missing[0]} is ${q.get(missing[0]) ?? 'absent'}, wanted ${missing[1]}`
         : 'query differs';
     }
+    case 'cookies': {
+      const missing = (r.cookies ?? []).find(([k, v]) => {
+        const got = cookieValue(input.headers.cookie, k);
+        return got === undefined || (v !== '*' && got !== v);
+      });
+      return missing
+        ? `cookie ${missing[0]} is ${cookieValue(input.headers.cookie, missing[0]) ?? 'absent'}, wanted ${missing[1]}`
+        : 'cookies differ';
+    }
+    case 'geo':
+      return `the client's country or continent is not ${[...(r.geo?.countries ?? []), ...(r.geo?.continents ?? [])].join(', ')} (explain has no client address)`;
   }
 }

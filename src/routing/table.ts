@@ -6,7 +6,8 @@
 //      before one with no host condition (nginx picks the server block first, then the location);
 //   3. path: exact `path`, then `pathRegex`, then `pathPrefix` with the longest prefix first
 //      (nginx's location order); no path condition counts as the prefix "/";
-//   4. more conditions first (each method list, header and query parameter counts one), so a
+//   4. more conditions first (each method list, header, query parameter and cookie counts one, a
+//      geo condition one), so a
 //      canary route with `headers: {x-canary: "1"}` beats the same route without it;
 //   5. the order in the file.
 // So the obvious cases need no thought (`/api/` beats `/`, `api.example.com` beats `*.example.com`),
@@ -14,8 +15,14 @@
 // before the winner did not match.
 import type { MatchConfig, RouteConfig } from '../config/schema.ts';
 import { compileUserRegex } from '../config/units.ts';
+import type { GeoInfo } from '../geo/geoip.ts';
 import type { Middleware } from '../middleware/types.ts';
 import type { RouteStats } from '../observe/stats.ts';
+import { cookieValue } from '../pipeline/template.ts';
+import type { ErrorPages } from '../traffic/errorPages.ts';
+import type { LocalHandler } from '../traffic/local.ts';
+import type { Mirror } from '../traffic/mirror.ts';
+import type { Split } from '../traffic/split.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 
 type PathKind = 'exact' | 'regex' | 'prefix';
@@ -43,7 +50,19 @@ export interface Route {
   /** Paths with %2F / %5C are forwarded as sent instead of refused. */
   readonly allowEncodedSlashes: boolean;
   readonly rewrite: { readonly regex: RegExp; readonly replacement: string } | null;
-  readonly upstream: Upstream;
+  readonly cookies: readonly (readonly [string, string])[] | null;
+  readonly geo: {
+    readonly countries: ReadonlySet<string> | null;
+    readonly continents: ReadonlySet<string> | null;
+  } | null;
+  /** Where requests go: one of upstream, split and local is set (see RouteBackend). */
+  readonly upstream: Upstream | null;
+  readonly split: Split | null;
+  readonly local: LocalHandler | null;
+  readonly mirror: Mirror | null;
+  readonly errorPages: ErrorPages | null;
+  /** The backend's name in logs and figures: the upstream's, or `static`, `redirect`, `respond`. */
+  readonly backend: string;
   readonly maxRequestBody: number;
   /**
    * Middlewares per stage, null when none has that hook. onRequest: those with onRequest or respond
@@ -69,6 +88,18 @@ export interface MatchInput {
   query: string;
   /** Parsed from `query` by the first route that has query conditions, then reused. */
   params: URLSearchParams | undefined;
+  /** The client's geo data, looked up on first use (the geo matcher). */
+  geo: () => GeoInfo | null;
+}
+
+/** What a route sends requests to, built by the Plan compiler. */
+export interface RouteBackend {
+  upstream: Upstream | null;
+  split: Split | null;
+  local: LocalHandler | null;
+  mirror: Mirror | null;
+  errorPages: ErrorPages | null;
+  backend: string;
 }
 
 export function queryParams(input: MatchInput): URLSearchParams {
@@ -76,12 +107,12 @@ export function queryParams(input: MatchInput): URLSearchParams {
   return input.params;
 }
 
-export type Mismatch = 'host' | 'sni' | 'path' | 'method' | 'headers' | 'query';
+export type Mismatch = 'host' | 'sni' | 'path' | 'method' | 'headers' | 'query' | 'cookies' | 'geo';
 
 export function compileRoute(
   cfg: RouteConfig,
   index: number,
-  upstream: Upstream,
+  backend: RouteBackend,
   middlewares: readonly Middleware[],
   defaultMaxBody: number,
   stats: RouteStats | null = null,
@@ -131,7 +162,19 @@ export function compileRoute(
     rewrite: cfg.rewrite
       ? { regex: userRegex(index, 'rewrite.regex', cfg.rewrite.regex), replacement: cfg.rewrite.replacement }
       : null,
-    upstream,
+    cookies: m.cookies ? Object.entries(m.cookies) : null,
+    geo: m.geo
+      ? {
+          countries: m.geo.countries ? new Set(m.geo.countries) : null,
+          continents: m.geo.continents ? new Set(m.geo.continents) : null,
+        }
+      : null,
+    upstream: backend.upstream,
+    split: backend.split,
+    local: backend.local,
+    mirror: backend.mirror,
+    errorPages: backend.errorPages,
+    backend: backend.backend,
     maxRequestBody: cfg.maxRequestBody ?? defaultMaxBody,
     onRequest: requestStage.length > 0 ? requestStage : null,
     onUpstreamRequest: pick('onUpstreamRequest'),
@@ -170,7 +213,9 @@ function conditionCount(r: Route): number {
     (r.methods ? 1 : 0) +
     (r.exactSni || r.wildcardSni ? 1 : 0) +
     (r.headers?.length ?? 0) +
-    (r.query?.length ?? 0)
+    (r.query?.length ?? 0) +
+    (r.cookies?.length ?? 0) +
+    (r.geo ? 1 : 0)
   );
 }
 
@@ -240,6 +285,22 @@ export function mismatch(r: Route, input: MatchInput): Mismatch | null {
       const got = q.getAll(name);
       if (got.length === 0 || (want !== '*' && !got.includes(want))) return 'query';
     }
+  }
+  if (r.cookies !== null) {
+    const header = input.headers.cookie;
+    for (const [name, want] of r.cookies) {
+      const got = cookieValue(header, name);
+      if (got === undefined || (want !== '*' && got !== want)) return 'cookies';
+    }
+  }
+  if (r.geo !== null) {
+    const g = input.geo();
+    const country = g?.country;
+    const continent = g?.continent;
+    const ok =
+      (r.geo.countries !== null && country !== undefined && r.geo.countries.has(country)) ||
+      (r.geo.continents !== null && continent !== undefined && r.geo.continents.has(continent));
+    if (!ok) return 'geo';
   }
   return null;
 }

@@ -21,6 +21,13 @@ export function workersProblem(config: Config, n: number): string | undefined {
       `up to ${n}x its limit; run one worker until rate limits share state across workers`
     );
   }
+  const disk = Object.entries(config.middlewares).find(([, m]) => m.cache?.store === 'disk');
+  if (disk) {
+    return (
+      `middleware ${disk[0]}: a disk cache's index lives in one process, so ${n} workers would evict ` +
+      `each other's files; use store: memory (each worker keeps its own) or run one worker`
+    );
+  }
   if (config.admin) {
     return (
       `admin: each worker would keep its own figures and only one could bind ${config.admin.address}; ` +

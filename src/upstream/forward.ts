@@ -26,7 +26,7 @@ type Headers = Record<string, string | string[] | undefined>;
 
 export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest): void {
   const req = ctx.req;
-  const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
+  const upstream = ctx.upstream as Upstream;
   const target = ctx.target as Target;
   if (upstream.overflowing(target)) {
     upstream.overflows++;
@@ -45,7 +45,7 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
       : req.headers['transfer-encoding'] !== undefined || h2HasBody(req)
         ? 'chunked'
         : 'none';
-  if (bodyKind !== 'none' && ctx.plan.limits.bodyTimeout > 0) {
+  if (bodyKind !== 'none' && ctx.body === null && ctx.plan.limits.bodyTimeout > 0) {
     req.setTimeout(ctx.plan.limits.bodyTimeout, () => {
       // Answer first (the connection closes after it), then stop the upstream request once the
       // answer has reached the socket: aborting destroys the half-read body, and with it the socket.
@@ -166,12 +166,14 @@ class Exchange implements Dispatcher.DispatchHandler {
         body:
           this.bodyKind === 'none'
             ? null
-            : this.bodyKind === 'length'
-              ? req
-              : Readable.from(
-                  limitBody(req, (ctx.route as NonNullable<RequestContext['route']>).maxRequestBody, ctx),
-                  { objectMode: false },
-                ),
+            : ctx.body !== null
+              ? Readable.from([ctx.body], { objectMode: false })
+              : this.bodyKind === 'length'
+                ? req
+                : Readable.from(
+                    limitBody(req, (ctx.route as NonNullable<RequestContext['route']>).maxRequestBody, ctx),
+                    { objectMode: false },
+                  ),
         headersTimeout: tryTimeout,
         bodyTimeout: this.upstream.settings.idleTimeout,
       },
@@ -324,7 +326,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The target for a retry after `kind`, or undefined when the policy, the budget or the targets say no. */
   nextTarget(kind: RetryKind | 'status'): Target | undefined {
     const req = this.ctx.req;
-    const replayable = this.bodyKind === 'none' || (!req.readableDidRead && !req.destroyed);
+    const replayable =
+      this.bodyKind === 'none' || this.ctx.body !== null || (!req.readableDidRead && !req.destroyed);
     this.tried ??= new Set();
     return this.upstream.nextTarget(this.ctx, this.tried, kind, this.ureq.method, replayable, this.deadline);
   }

@@ -40,7 +40,7 @@ export function splice(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest):
 }
 
 async function open(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, client: Socket): Promise<void> {
-  const upstream = (ctx.route as NonNullable<RequestContext['route']>).upstream;
+  const upstream = ctx.upstream as Upstream;
   const settings = upstream.settings;
   const tried = new Set<Target>();
   const deadline = performance.now() + settings.responseTimeout;

@@ -30,9 +30,17 @@ const input = (path: string): MatchInput => ({
   headers: {},
   query: '',
   params: undefined,
+  geo: () => null,
 });
 
-const routeOf = (cfg: RouteConfig) => compileRoute(cfg, 0, {} as Upstream, [], 1024);
+const routeOf = (cfg: RouteConfig) =>
+  compileRoute(
+    cfg,
+    0,
+    { upstream: {} as Upstream, split: null, local: null, mirror: null, errorPages: null, backend: 'u' },
+    [],
+    1024,
+  );
 
 test('a modifier group and a backreference are refused by validate, saying why', () => {
   // The example: with backtracking, a 31-character path held the event loop for seconds.

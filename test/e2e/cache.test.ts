@@ -71,10 +71,10 @@ after(async () => {
 test('max-age: the second request is a hit, with Age and Cache-Status, and never reaches the origin', async () => {
   const p = on('/fresh', fixed(200, { 'cache-control': 'max-age=60' }));
   const a = await get(p);
-  assert.equal(a.headers['cache-status'], 'c; fwd=miss; stored');
+  assert.equal(a.headers['cache-status'], 'gatehouse; fwd=miss; stored');
   const b = await get(p);
   assert.equal(b.body, a.body);
-  assert.match(String(b.headers['cache-status']), /^c; hit; ttl=\d+$/);
+  assert.match(String(b.headers['cache-status']), /^gatehouse; hit; ttl=\d+$/);
   assert.match(String(b.headers.age), /^\d+$/);
   assert.equal(count(p), 1);
 });
@@ -151,7 +151,7 @@ test('what is never stored: no-store, private, Set-Cookie, Vary: *, a no-store r
   ] as const) {
     on(path, fixed(200, headers));
     const a = await get(path);
-    assert.equal(a.headers['cache-status'], `c; fwd=miss; detail=${why}`, path);
+    assert.equal(a.headers['cache-status'], `gatehouse; fwd=miss; detail=${why}`, path);
     const b = await get(path);
     assert.equal(count(path), 2, path);
     if (path === '/cookie') assert.equal(b.headers['set-cookie'], 'sid=abc');
@@ -184,7 +184,7 @@ test('must-understand: a status we understand is stored despite no-store', async
 test('Authorization: not stored for others unless public, s-maxage or must-revalidate (§3.5)', async () => {
   const p = on('/auth', fixed(200, { 'cache-control': 'max-age=60' }));
   const a = await get(p, { authorization: 'Bearer x' });
-  assert.equal(a.headers['cache-status'], 'c; fwd=miss; detail=authorization');
+  assert.equal(a.headers['cache-status'], 'gatehouse; fwd=miss; detail=authorization');
   await get(p);
   assert.equal(count(p), 2);
   const pub = on('/auth-public', fixed(200, { 'cache-control': 'public, max-age=60' }));
@@ -236,7 +236,7 @@ test('validation: a stale entry is revalidated with its ETag; the 304 refreshes 
   assert.equal(b.status, 200);
   assert.equal(b.body, 'the body');
   assert.equal(b.headers['x-version'], 'refreshed 2');
-  assert.equal(b.headers['cache-status'], 'c; fwd=stale; fwd-status=304');
+  assert.equal(b.headers['cache-status'], 'gatehouse; fwd=stale; fwd-status=304');
   assert.equal(up.seen.at(-1)?.headers['if-none-match'], '"v1"');
   // Fresh now (the 304 said max-age=60).
   const c = await get(p);
@@ -333,7 +333,7 @@ test('stale-while-revalidate: the stale answer at once, one background refresh',
   const stale = await Promise.all([get(p), get(p), get(p)]);
   for (const r of stale) {
     assert.equal(r.body, 'v1');
-    assert.match(String(r.headers['cache-status']), /^c; hit; ttl=-\d+$/);
+    assert.match(String(r.headers['cache-status']), /^gatehouse; hit; ttl=-\d+$/);
   }
   await until(() => count(p) === 2, 5000, 'the background refresh');
   release();
@@ -560,9 +560,9 @@ test('CDN-Cache-Control is followed ahead of Cache-Control (RFC 9213)', async ()
 test("Cache-Status appends to the upstream's own (RFC 9211)", async () => {
   const p = on('/chain', fixed(200, { 'cache-control': 'max-age=60', 'cache-status': 'origin-cache; hit' }));
   const a = await get(p);
-  assert.equal(a.headers['cache-status'], 'origin-cache; hit, c; fwd=miss; stored');
+  assert.equal(a.headers['cache-status'], 'origin-cache; hit, gatehouse; fwd=miss; stored');
   const b = await get(p);
-  assert.match(String(b.headers['cache-status']), /^c; hit/);
+  assert.match(String(b.headers['cache-status']), /^gatehouse; hit/);
 });
 
 test('only-if-cached with nothing stored: 504', async () => {

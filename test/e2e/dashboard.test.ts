@@ -67,6 +67,7 @@ upstreams:
       await page.$$eval('tr[data-route]', (rows) => rows.map((r) => r.getAttribute('data-route'))),
       ['api', 'site'],
     );
+    assert.equal(await page.isHidden('#caches-panel'), true, 'no cache middleware: no Caches panel');
 
     // The dead target shows as down; the others as healthy.
     await page.waitForSelector(`tr[data-target="http://127.0.0.1:${deadPort}"][data-state="unhealthy"]`, {
@@ -137,5 +138,79 @@ upstreams:
     await browser.close();
     await gh.close();
     await Promise.all([app.close(), spare.close()]);
+  }
+});
+
+test("dashboard: the Caches panel shows a cache's figures after a miss and a hit", async (t) => {
+  if (!needCommand(t, 'chromium', 'the dashboard test drives a headless browser')) return;
+  const app = await origin((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'cache-control': 'max-age=60' });
+    res.end('x'.repeat(2048));
+  });
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:0", token: ${TOKEN} }
+middlewares:
+  edge: { cache: { maxSize: 1mb, maxObjectSize: 64kb, cacheStatusName: edge } }
+routes: [{ name: site, match: { pathPrefix: / }, middlewares: [edge], upstream: app }]
+upstreams: { app: { targets: [{ url: ${app.url} }] } }
+`).catch(async (err) => {
+    await app.close();
+    throw err;
+  });
+  const admin = gh.gh.admin?.url as string;
+  const chromiumPath = execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  const browser = await chromium
+    .launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu'] })
+    .catch(async (err) => {
+      await gh.close();
+      await app.close();
+      throw err;
+    });
+  try {
+    const miss = await send(`${gh.url()}/page`);
+    assert.equal(miss.headers['cache-status'], 'edge; fwd=miss; stored');
+    const hit = await send(`${gh.url()}/page`);
+    assert.match(String(hit.headers['cache-status']), /^edge; hit; ttl=\d+$/);
+
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    await page.goto(admin);
+    await page.fill('input[name=token]', TOKEN);
+    await page.click('button[type=submit]');
+    const row = 'tr[data-cache="edge"]';
+    await page.waitForSelector(row);
+    assert.equal(await page.isVisible('#caches-panel'), true);
+    const field = async (f: string) => (await page.textContent(`${row} [data-field="${f}"]`))?.trim();
+    assert.equal(await field('hits'), '1');
+    assert.equal(await field('misses'), '1');
+    assert.equal(await field('hitRatio'), '50.0%');
+    assert.equal(await field('stale'), '0');
+    assert.equal(await field('revalidated'), '0');
+    assert.equal(await field('coalesced'), '0');
+    assert.equal(await field('objects'), '1');
+    assert.equal(await field('evictions'), '0');
+    assert.match(String(await field('bytes')), /^\d+(\.\d)? KiB \/ 1\.0 MiB$/);
+
+    // The page follows the figures: two more hits, 3 of 4 lookups answered from the store.
+    await send(`${gh.url()}/page`);
+    await send(`${gh.url()}/page`);
+    await page.waitForFunction(
+      (sel) => document.querySelector(`${sel} [data-field="hits"]`)?.textContent === '3',
+      row,
+      { timeout: 5000 },
+    );
+    assert.equal(await field('hitRatio'), '75.0%');
+    // And they are the admin API's figures.
+    const api = await request(`${admin}/api/v1/cache`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const [figures] = (await api.body.json()) as { bytes: number; hits: number }[];
+    assert.equal(figures.hits, 3);
+    assert.equal(
+      await page.getAttribute(`${row} [data-field="bytes"]`, 'title'),
+      `${figures.bytes} of 1048576 bytes`,
+    );
+  } finally {
+    await browser.close();
+    await gh.close();
+    await app.close();
   }
 });

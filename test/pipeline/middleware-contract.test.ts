@@ -14,6 +14,7 @@ import { NodeResponder } from '../../src/pipeline/responder.ts';
 import { handleRequest } from '../../src/pipeline/run.ts';
 import type { Runtime } from '../../src/pipeline/runtime.ts';
 import { compileRoute } from '../../src/routing/table.ts';
+import { MirrorRegistry } from '../../src/traffic/mirror.ts';
 import { send } from '../helpers/http.ts';
 import { origin } from '../helpers/origin.ts';
 
@@ -55,7 +56,20 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
       head.status = 203;
     },
   };
-  const route = compileRoute(plan.config.routes[0], 0, plan.upstreams.get('u')!, [auth, tag], 1024);
+  const route = compileRoute(
+    plan.config.routes[0],
+    0,
+    {
+      upstream: plan.upstreams.get('u')!,
+      split: null,
+      local: null,
+      mirror: null,
+      errorPages: null,
+      backend: 'u',
+    },
+    [auth, tag],
+    1024,
+  );
   const listener: ListenerPlan = { name: 'web', scheme: 'http', table: [route], trusted: null };
   const rt: Runtime = {
     plan,
@@ -68,6 +82,7 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
     onIdle: null,
     tunnels: new Set(),
     caches: new CacheRegistry(),
+    mirrors: new MirrorRegistry(),
   };
   const slot = { plan: listener, stats: null };
   const server = createServer((req, res) =>

@@ -31,6 +31,7 @@ function route(
     headers: req.headers ?? {},
     query: req.queryString ? `?${req.queryString}` : '',
     params: undefined,
+    geo: () => null,
   };
   return matchRoute(p.listeners.get(listener)!.table, input)?.name;
 }
