@@ -2,7 +2,7 @@
 // middleware's local response (401, 403, 429, a redirect, ...). Both record what the log stage
 // reports.
 import type { LocalResponse } from '../middleware/types.ts';
-import type { RequestContext } from './context.ts';
+import type { RequestContext, ResponseHead } from './context.ts';
 import { ProxyError, REASONS, type Reason } from './errors.ts';
 import { respondError } from './respond.ts';
 import type { Runtime } from './runtime.ts';
@@ -11,7 +11,7 @@ import type { Runtime } from './runtime.ts';
 export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyError, close: boolean): void {
   const err = typeof reason === 'string' ? new ProxyError(reason) : reason;
   ctx.error = err;
-  ctx.bytesOut = respondError(
+  respondError(
     ctx.res,
     err,
     ctx.id,
@@ -21,6 +21,7 @@ export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyErr
     ctx.req.method === 'HEAD',
     undefined,
     customPage(ctx, err),
+    ctx,
   );
 }
 
@@ -38,7 +39,7 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
   if (r.body === undefined && reason !== undefined) {
     // A refusal without a body of its own gets the standard error page, with the middleware's headers.
     ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-    ctx.bytesOut = respondError(
+    respondError(
       res,
       ctx.error,
       ctx.id,
@@ -48,6 +49,7 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
       ctx.req.method === 'HEAD',
       r.headers,
       customPage(ctx, ctx.error),
+      ctx,
     );
     return;
   }
@@ -63,4 +65,10 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
   // may be written inside end().
   ctx.bytesOut = head ? 0 : Buffer.byteLength(body);
   res.end(head ? undefined : body);
+}
+
+/** The route's onResponse hooks (already in reverse order) on an answer Gatehouse makes itself, as an upstream's answer gets them. */
+export function responseHooks(ctx: RequestContext, head: ResponseHead): void {
+  const hooks = ctx.route?.onResponse;
+  if (hooks != null) for (const m of hooks) m.onResponse?.(ctx, head);
 }

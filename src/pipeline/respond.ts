@@ -69,6 +69,7 @@ export function respondError(
   head: boolean,
   extra?: Record<string, string>,
   custom?: string,
+  counter?: { bytesOut: number },
 ): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
@@ -82,7 +83,10 @@ export function respondError(
     page.headers['content-length'] = String(Buffer.byteLength(custom));
   }
   if (extra !== undefined) Object.assign(page.headers, extra);
+  const n = head ? 0 : Buffer.byteLength(page.body);
+  // Before end(): the log stage may run inside it.
+  if (counter !== undefined) counter.bytesOut = n;
   res.writeHead(page.status, page.headers, close);
   res.end(head ? undefined : page.body);
-  return head ? 0 : page.body.length;
+  return n;
 }

@@ -1,7 +1,8 @@
 // Routes answered by Gatehouse itself: `redirect` and `respond`. They run after the request stage,
 // like a proxied route, so middlewares (auth, rate limits, headers, compress) apply to them too.
 import type { RouteConfig } from '../config/schema.ts';
-import type { RequestContext } from '../pipeline/context.ts';
+import { responseHooks } from '../pipeline/answer.ts';
+import type { RequestContext, ResponseHead } from '../pipeline/context.ts';
 import type { OutHeaders } from '../pipeline/responder.ts';
 import type { Runtime } from '../pipeline/runtime.ts';
 import { compileTemplate } from '../pipeline/template.ts';
@@ -13,7 +14,12 @@ export function redirectHandler(cfg: NonNullable<RouteConfig['redirect']>): Loca
   const to = compileTemplate(cfg.to);
   const status = cfg.status;
   return (_rt, ctx) => {
-    ctx.res.writeHead(status, { location: to(ctx), 'content-length': '0', 'x-request-id': ctx.id });
+    const head: ResponseHead = {
+      status,
+      headers: { location: to(ctx), 'content-length': '0', 'x-request-id': ctx.id },
+    };
+    responseHooks(ctx, head);
+    ctx.res.writeHead(head.status, head.headers);
     ctx.res.end();
   };
 }
@@ -34,9 +40,12 @@ export function respondHandler(cfg: NonNullable<RouteConfig['respond']>): LocalH
       h['content-type'] = cfg.contentType;
       h['content-length'] = String(Buffer.byteLength(text));
     }
-    ctx.res.writeHead(status, h);
+    const rh: ResponseHead = { status, headers: h as ResponseHead['headers'] };
+    responseHooks(ctx, rh);
     const head = ctx.req.method === 'HEAD';
-    ctx.res.end(noBody || head ? undefined : text);
+    // Before end(): the log stage may run inside it.
     ctx.bytesOut = noBody || head ? 0 : Buffer.byteLength(text);
+    ctx.res.writeHead(rh.status, rh.headers);
+    ctx.res.end(noBody || head ? undefined : text);
   };
 }
