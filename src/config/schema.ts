@@ -224,6 +224,14 @@ export const rateLimitSchema = z.strictObject({
     .positive()
     .prefault(100_000)
     .meta({ description: 'Buckets kept at most; the least recently used are dropped beyond it.' }),
+  store: z.enum(['memory', 'redis']).prefault('memory').meta({
+    description:
+      'memory: per process; redis: one bucket per key for every process and node, decided by one atomic script in Redis (needs redis).',
+  }),
+  onStoreError: z.enum(['allow', 'deny', 'local']).prefault('local').meta({
+    description:
+      'With store: redis, when Redis cannot answer in time: allow the request, deny it (503), or decide with a per-process bucket.',
+  }),
 });
 
 const headerOps = z.strictObject({
@@ -388,6 +396,198 @@ export const faultInjectionSchema = z.strictObject({
   }),
 });
 
+export const basicAuthSchema = z.strictObject({
+  realm: z
+    .string()
+    .regex(/^[^"\\\r\n]*$/, 'a realm has no quotes, backslashes or line breaks')
+    .prefault('Restricted')
+    .meta({ description: 'The realm in WWW-Authenticate.' }),
+  usersFile: z.string().meta({
+    description:
+      'An htpasswd file: user:hash lines with bcrypt ($2y$, htpasswd -B), SHA-256-crypt ($5$) or SHA-512-crypt ($6$) hashes. Reloaded when it changes.',
+  }),
+  cacheTtl: duration.prefault('1m').meta({
+    description: 'How long a verified user:password is remembered, so a hash is not computed per request.',
+  }),
+  headerUser: headerName
+    .optional()
+    .meta({ description: 'Send the authenticated user name upstream in this header.' }),
+});
+
+const stringOrList = z
+  .union([z.string(), z.array(z.string()).min(1)])
+  .transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const jwtSchema = z.strictObject({
+  jwksUrl: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .meta({
+      description:
+        'Where the signing keys are (JWKS). Cached; an unknown kid triggers one refetch (rate-limited).',
+    }),
+  keyFile: z.string().optional().meta({
+    description: 'A local public key (PEM, or a JWK / JWKS JSON file) instead of jwksUrl.',
+  }),
+  issuer: stringOrList.optional().meta({ description: 'Accepted iss values. Default: any.' }),
+  audience: stringOrList.optional().meta({ description: 'Accepted aud values. Default: any.' }),
+  algorithms: z
+    .array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']))
+    .min(1)
+    .prefault(['RS256', 'PS256', 'ES256', 'EdDSA'])
+    .meta({ description: 'Accepted signature algorithms (asymmetric only: no none, no HS*).' }),
+  clockSkew: duration.prefault('30s').meta({ description: 'Tolerance for exp and nbf.' }),
+  cookie: z
+    .string()
+    .optional()
+    .meta({ description: 'Also read the token from this cookie (after Authorization: Bearer).' }),
+  claimsToHeaders: z.record(z.string(), headerName).prefault({}).meta({
+    description:
+      'Claim → upstream header (sub: x-user-id). These headers are always removed from the client request first.',
+  }),
+  jwksCacheTtl: duration
+    .prefault('10m')
+    .meta({ description: 'How long fetched keys are used before a refetch.' }),
+});
+
+export const forwardAuthSchema = z.strictObject({
+  url: z
+    .url({ protocol: /^https?$/ })
+    .meta({ description: 'The auth service; 2xx lets the request through.' }),
+  requestHeaders: z.array(headerName).prefault(['authorization', 'cookie']).meta({
+    description:
+      'Client headers sent to the auth service (besides X-Forwarded-Method, -Uri, -For, -Proto, -Host).',
+  }),
+  copyHeaders: z.array(headerName).prefault([]).meta({
+    description:
+      'Headers of the auth service’s 2xx answer copied to the upstream request (removed from the client’s first).',
+  }),
+  timeout: duration.prefault('2s').meta({ description: 'No answer in time: 503 (fail closed).' }),
+});
+
+export const apiKeySchema = z.strictObject({
+  header: headerName
+    .optional()
+    .meta({ description: 'The header carrying the key. Default: x-api-key when query is unset.' }),
+  query: z
+    .string()
+    .optional()
+    .meta({ description: 'A query parameter carrying the key (removed before forwarding).' }),
+  keys: z
+    .array(
+      z.strictObject({
+        name: z.string().meta({ description: 'Shown in the access log and sent upstream (headerName).' }),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/i, 'expected the key’s SHA-256 in hex')
+          .meta({ description: 'SHA-256 of the key, hex (echo -n KEY | sha256sum).' }),
+      }),
+    )
+    .min(1)
+    .meta({ description: 'Accepted keys, stored hashed.' }),
+  headerName: headerName.optional().meta({ description: 'Send the key’s name upstream in this header.' }),
+});
+
+export const wafSchema = z.strictObject({
+  mode: z.enum(['block', 'detect']).prefault('block').meta({
+    description:
+      'block: refuse with 403; detect: log and count, add x-gatehouse-waf to the upstream request, let it through.',
+  }),
+  paranoia: z.number().int().min(1).max(4).prefault(1).meta({
+    description:
+      'Rule set depth: 1 catches clear attacks with few false positives; higher catches more and misfires more.',
+  }),
+  threshold: z.number().int().positive().prefault(5).meta({
+    description: 'Anomaly score at which a request is blocked (a critical match scores 5).',
+  }),
+  inspectBody: size.prefault('64kb').meta({
+    description: 'Request body bytes inspected (url-encoded, JSON, multipart); 0: bodies are not inspected.',
+  }),
+  exclusions: z
+    .array(
+      z.strictObject({
+        rule: z
+          .string()
+          .meta({ description: 'A rule id, or a class (sqli, xss, traversal, rce, protocol).' }),
+        paths: z
+          .array(z.string())
+          .optional()
+          .meta({ description: 'Path prefixes it applies to. Default: all.' }),
+        parameters: z.array(z.string()).optional().meta({
+          description:
+            'Query, form or JSON field names (and cookie:NAME, header:NAME) it applies to. Default: all.',
+        }),
+      }),
+    )
+    .prefault([])
+    .meta({ description: 'Rules turned off where they misfire.' }),
+});
+
+export const corsSchema = z
+  .strictObject({
+    origins: z.array(z.string()).min(1).meta({
+      description:
+        'Allowed origins, exact (https://app.example.com), or "*" for any (never with credentials).',
+    }),
+    methods: z
+      .array(z.string().regex(/^[A-Z]+$/))
+      .prefault(['GET', 'HEAD', 'POST'])
+      .meta({ description: 'Allowed methods.' }),
+    headers: z
+      .array(headerName)
+      .prefault([])
+      .meta({ description: 'Request headers allowed beyond the CORS-safelisted ones.' }),
+    exposeHeaders: z
+      .array(headerName)
+      .prefault([])
+      .meta({ description: 'Response headers scripts may read.' }),
+    credentials: z
+      .boolean()
+      .prefault(false)
+      .meta({ description: 'Allow cookies and Authorization (Access-Control-Allow-Credentials).' }),
+    maxAge: duration.prefault('10m').meta({ description: 'How long browsers may cache a preflight answer.' }),
+  })
+  .refine((c) => !(c.credentials && c.origins.includes('*')), {
+    message: 'origins: "*" cannot be used with credentials (browsers refuse it): list the origins',
+    path: ['origins'],
+  });
+
+export const securityHeadersSchema = z.strictObject({
+  preset: z.enum(['strict', 'basic']).prefault('strict').meta({
+    description:
+      'strict: HSTS 1 year with subdomains, nosniff, X-Frame-Options DENY and CSP frame-ancestors none, Referrer-Policy no-referrer; basic: nosniff, SAMEORIGIN, strict-origin-when-cross-origin, no HSTS.',
+  }),
+  hsts: z
+    .strictObject({
+      maxAge: duration.prefault('8760h').meta({
+        description:
+          'How long browsers remember to use HTTPS (max-age); 0 sends no Strict-Transport-Security.',
+      }),
+      includeSubDomains: z
+        .boolean()
+        .prefault(true)
+        .meta({ description: 'Also for every subdomain (includeSubDomains).' }),
+      preload: z
+        .boolean()
+        .prefault(false)
+        .meta({ description: 'Ask to be on browsers’ preload lists (preload).' }),
+    })
+    .optional()
+    .meta({ description: 'Override the preset’s Strict-Transport-Security (sent on HTTPS only).' }),
+  frameOptions: z
+    .enum(['DENY', 'SAMEORIGIN', 'none'])
+    .optional()
+    .meta({ description: 'Override X-Frame-Options (none: not sent).' }),
+  contentSecurityPolicy: z
+    .string()
+    .optional()
+    .meta({ description: 'A Content-Security-Policy to set (none by default beyond frame-ancestors).' }),
+  referrerPolicy: z.string().optional().meta({ description: 'Override Referrer-Policy.' }),
+  removeHeaders: z.array(headerName).prefault(['server', 'x-powered-by', 'x-aspnet-version']).meta({
+    description: 'Removed from upstream answers.',
+  }),
+});
+
 export const MIDDLEWARE_KINDS = [
   'rateLimit',
   'headers',
@@ -395,6 +595,13 @@ export const MIDDLEWARE_KINDS = [
   'cache',
   'compress',
   'faultInjection',
+  'basicAuth',
+  'jwt',
+  'forwardAuth',
+  'apiKey',
+  'waf',
+  'cors',
+  'securityHeaders',
 ] as const;
 
 export const middlewareSchema = z
@@ -409,6 +616,26 @@ export const middlewareSchema = z
       .optional()
       .meta({ description: 'Allow or deny by client address (after trusted-proxy resolution).' }),
     cache: cacheSchema.optional().meta({ description: 'An RFC 9111 shared cache (docs/caching.md).' }),
+    basicAuth: basicAuthSchema
+      .optional()
+      .meta({ description: 'HTTP Basic authentication from an htpasswd file (docs/security.md).' }),
+    jwt: jwtSchema.optional().meta({ description: 'Bearer JWT verification with JWKS (docs/security.md).' }),
+    forwardAuth: forwardAuthSchema
+      .optional()
+      .meta({ description: 'Ask an auth service about each request (docs/security.md).' }),
+    apiKey: apiKeySchema
+      .optional()
+      .meta({ description: 'API keys in a header or query parameter (docs/security.md).' }),
+    waf: wafSchema
+      .optional()
+      .meta({ description: 'A web application firewall with anomaly scoring (docs/waf.md).' }),
+    cors: corsSchema
+      .optional()
+      .meta({ description: 'CORS: preflights answered at the edge (docs/security.md).' }),
+    securityHeaders: securityHeadersSchema.optional().meta({
+      description:
+        'HSTS, nosniff, frame options, referrer policy; server banners removed (docs/security.md).',
+    }),
     faultInjection: faultInjectionSchema
       .optional()
       .meta({ description: 'Delay or abort a share of requests (chaos testing; docs/traffic.md).' }),
@@ -960,6 +1187,49 @@ export const limitsSchema = z.strictObject({
   bodyTimeout: duration
     .prefault('60s')
     .meta({ description: 'Longest silence while a request body is being received (408); 0 turns it off.' }),
+  maxConnections: z.number().int().nonnegative().prefault(0).meta({
+    description:
+      'Open client connections per listener at most; more are closed at once and counted. 0: no cap.',
+  }),
+  maxConnectionsPerClient: z.number().int().nonnegative().prefault(0).meta({
+    description:
+      'Open connections per client address (the TCP peer) per listener at most; more are closed at once and counted. 0: no cap.',
+  }),
+  minRequestBodyRate: z
+    .string()
+    .regex(/^(\d+(?:\.\d+)?)(b|kb|mb)\/s$|^0$/i, 'expected a rate such as 1kb/s, or 0 for none')
+    .transform((v) => (v === '0' ? 0 : (parseSize(v.slice(0, -2)) as number)))
+    .prefault('0')
+    .meta({
+      description:
+        'After minRequestBodyRateGrace, a request body arriving slower than this (bytes per second, averaged) gets 408. 0: no minimum (bodyTimeout still limits silence).',
+    }),
+  minRequestBodyRateGrace: duration
+    .prefault('5s')
+    .meta({ description: 'How long a body may take before minRequestBodyRate is enforced.' }),
+  tlsHandshakeTimeout: duration.prefault('10s').meta({
+    description: 'A TLS client must finish its handshake within this, or the connection is closed.',
+  }),
+  upstreamConnectionsPerClient: z.number().int().nonnegative().prefault(0).meta({
+    description:
+      'Requests one client address may have in flight upstream at once (per upstream); more get 429. Keeps slow clients from holding every upstream connection. 0: no cap.',
+  }),
+  ban: z
+    .strictObject({
+      after: z.number().int().positive().prefault(20).meta({
+        description:
+          'Offences (limit refusals, WAF blocks, failed logins) within window before a client is banned.',
+      }),
+      window: duration.prefault('1m').meta({ description: 'The window offences are counted in.' }),
+      duration: duration.prefault('1m').meta({ description: 'The first ban; each further ban doubles it.' }),
+      maxDuration: duration.prefault('24h').meta({ description: 'The longest ban.' }),
+      allow: cidrList.prefault([]).meta({ description: 'Addresses or CIDRs never banned.' }),
+    })
+    .optional()
+    .meta({
+      description:
+        'Refuse clients that keep offending, for a growing period (as fail2ban); listed and lifted in the admin API. Off without this block.',
+    }),
 });
 
 export const forwardingSchema = z.strictObject({
@@ -1105,6 +1375,28 @@ export const configSchema = z.strictObject({
     description: 'OpenTelemetry tracing over OTLP/HTTP (JSON); off without this block.',
     reload: 'restart',
   }),
+  redis: z
+    .strictObject({
+      url: z
+        .string()
+        .regex(/^rediss?:\/\//, 'expected redis://host:port or rediss://')
+        .meta({
+          description:
+            'The Redis server (redis:// or rediss://; a password in the URL is redacted in the admin API).',
+        }),
+      timeout: duration
+        .prefault('100ms')
+        .meta({ description: 'A decision Redis does not answer within this is a store error.' }),
+      keyPrefix: z
+        .string()
+        .prefault('gatehouse:')
+        .meta({ description: 'Prefix of every key Gatehouse writes.' }),
+    })
+    .optional()
+    .meta({
+      description: 'Shared state across processes and nodes (rateLimit store: redis).',
+      reload: 'restart',
+    }),
   geoip: z
     .strictObject({
       database: z.string().meta({
@@ -1141,6 +1433,14 @@ export type FaultInjectionConfig = z.output<typeof faultInjectionSchema>;
 export type StaticConfig = z.output<typeof staticSchema>;
 export type MirrorConfig = z.output<typeof mirrorSchema>;
 export type ErrorPageConfig = z.output<typeof errorPageSchema>;
+export type BasicAuthConfig = z.output<typeof basicAuthSchema>;
+export type JwtConfig = z.output<typeof jwtSchema>;
+export type ForwardAuthConfig = z.output<typeof forwardAuthSchema>;
+export type ApiKeyConfig = z.output<typeof apiKeySchema>;
+export type WafConfig = z.output<typeof wafSchema>;
+export type CorsConfig = z.output<typeof corsSchema>;
+export type SecurityHeadersConfig = z.output<typeof securityHeadersSchema>;
+export type RedisConfig = z.output<typeof configSchema>['redis'];
 export type LimitsConfig = z.output<typeof limitsSchema>;
 export type BalancerName = (typeof BALANCERS)[number];
 

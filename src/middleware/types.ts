@@ -3,7 +3,10 @@
 //
 //   request          onRequest(ctx)            in route order; returning a LocalResponse answers at once
 //   upstreamRequest  onUpstreamRequest(ctx, r) in route order; may change method, path, headers
-//   response         onResponse(ctx, head)     in reverse route order; may change status and headers
+//   response         onResponse(ctx, head)     in reverse route order; may change status and headers.
+//                                              Also run on Gatehouse's own answers once the route is
+//                                              known (error pages, 401/403/429, redirect, respond,
+//                                              static): there they change headers only.
 //
 // and one more for middlewares that work on response bodies (cache, compress):
 //

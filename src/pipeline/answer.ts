@@ -1,34 +1,38 @@
 // Gatehouse's own answers on the request path: an error (through the one error writer) and a
 // middleware's local response (401, 403, 429, a redirect, ...). Both record what the log stage
 // reports.
-import type { LocalResponse } from '../middleware/types.ts';
+import type { LocalResponse, Middleware } from '../middleware/types.ts';
 import type { RequestContext, ResponseHead } from './context.ts';
 import { ProxyError, REASONS, type Reason } from './errors.ts';
-import { respondError } from './respond.ts';
+import { type ErrorAnswer, respondError } from './respond.ts';
 import type { Runtime } from './runtime.ts';
 
 /** Ends the request with an error page; `close` when the connection cannot be reused. */
 export function fail(rt: Runtime, ctx: RequestContext, reason: Reason | ProxyError, close: boolean): void {
   const err = typeof reason === 'string' ? new ProxyError(reason) : reason;
   ctx.error = err;
-  respondError(
-    ctx.res,
-    err,
-    ctx.id,
-    ctx.req.headers.accept,
-    rt.via,
-    close,
-    ctx.req.method === 'HEAD',
-    undefined,
-    customPage(ctx, err),
-    ctx,
-  );
+  respondError(ctx.res, err, answerFor(rt, ctx, err, close));
 }
 
-/** The operator's error page for this answer (the route's, else the top-level one), if any. */
-function customPage(ctx: RequestContext, err: ProxyError): string | undefined {
-  const pages = ctx.route !== undefined ? ctx.route.errorPages : ctx.plan.errorPages;
-  return pages?.render(err.status, err.reason, ctx.id);
+function answerFor(
+  rt: Runtime,
+  ctx: RequestContext,
+  err: ProxyError,
+  close: boolean,
+  extra?: Record<string, string>,
+): ErrorAnswer {
+  const hooks = ctx.route?.onResponse ?? null;
+  return {
+    requestId: ctx.id,
+    accept: ctx.req.headers.accept,
+    proxyName: rt.via,
+    close,
+    head: ctx.req.method === 'HEAD',
+    extra,
+    custom: customPage(ctx, err),
+    counter: ctx,
+    onHead: hooks === null ? undefined : (head) => runHooks(hooks, ctx, head),
+  };
 }
 
 /** Answers with a middleware's local response (401, 403, 429, redirect, ...). */
@@ -39,36 +43,40 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
   if (r.body === undefined && reason !== undefined) {
     // A refusal without a body of its own gets the standard error page, with the middleware's headers.
     ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-    respondError(
-      res,
-      ctx.error,
-      ctx.id,
-      ctx.req.headers.accept,
-      rt.via,
-      ctx.upgrade !== null,
-      ctx.req.method === 'HEAD',
-      r.headers,
-      customPage(ctx, ctx.error),
-      ctx,
-    );
+    respondError(res, ctx.error, answerFor(rt, ctx, ctx.error, ctx.upgrade !== null, r.headers));
     return;
   }
   if (reason !== undefined) ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
   const body = r.body ?? '';
-  res.writeHead(
-    r.status,
-    { ...r.headers, 'x-request-id': ctx.id, 'content-length': String(Buffer.byteLength(body)) },
-    ctx.upgrade !== null,
-  );
-  const head = ctx.req.method === 'HEAD';
+  const noBody = r.status === 204 || r.status === 304 || r.status < 200;
+  const head: ResponseHead = {
+    status: r.status,
+    headers: noBody
+      ? { ...r.headers, 'x-request-id': ctx.id }
+      : { ...r.headers, 'x-request-id': ctx.id, 'content-length': String(Buffer.byteLength(body)) },
+  };
+  responseHooks(ctx, head);
+  head.status = r.status; // hooks change the headers of Gatehouse's own answers, not their status
+  const skip = noBody || ctx.req.method === 'HEAD';
   // Before end(): a body filter (compress) may count the bytes it really sent, and the log line
   // may be written inside end().
-  ctx.bytesOut = head ? 0 : Buffer.byteLength(body);
-  res.end(head ? undefined : body);
+  ctx.bytesOut = skip ? 0 : Buffer.byteLength(body);
+  res.writeHead(head.status, head.headers, ctx.upgrade !== null);
+  res.end(skip ? undefined : body);
+}
+
+/** The operator's error page for this answer (the route's, else the top-level one), if any. */
+function customPage(ctx: RequestContext, err: ProxyError): string | undefined {
+  const pages = ctx.route !== undefined ? ctx.route.errorPages : ctx.plan.errorPages;
+  return pages?.render(err.status, err.reason, ctx.id);
+}
+
+function runHooks(hooks: readonly Middleware[], ctx: RequestContext, head: ResponseHead): void {
+  for (const m of hooks) m.onResponse?.(ctx, head);
 }
 
 /** The route's onResponse hooks (already in reverse order) on an answer Gatehouse makes itself, as an upstream's answer gets them. */
 export function responseHooks(ctx: RequestContext, head: ResponseHead): void {
   const hooks = ctx.route?.onResponse;
-  if (hooks != null) for (const m of hooks) m.onResponse?.(ctx, head);
+  if (hooks != null) runHooks(hooks, ctx, head);
 }

@@ -77,8 +77,10 @@ export class RequestContext {
   vars: Map<symbol, unknown> | undefined;
   /** The upstream chosen in the select stage (the route's, or a side of its split); undefined before. */
   upstream: Upstream | undefined;
-  /** The request body, read whole (a mirrored request); null when it streams from `req`. */
+  /** The start of the request body, read before forwarding (pipeline/body.ts peekBody); null when none was. */
   body: Buffer | null;
+  /** ctx.body is the whole body; false: the rest still streams from `req`. */
+  bodyComplete: boolean;
   /** A pathRegex route's capture groups ({match.N}); null otherwise. */
   captures: RegExpExecArray | null;
   #geo: GeoInfo | null | undefined;
@@ -124,6 +126,7 @@ export class RequestContext {
     this.vars = undefined;
     this.upstream = undefined;
     this.body = null;
+    this.bodyComplete = false;
     this.captures = null;
     this.#geo = undefined;
   }

@@ -18,7 +18,13 @@ interface ReasonRow {
 /** One row per reason: its status, its Proxy-Status error type, its retry condition. */
 export const ERRORS = {
   bad_request: { status: 400 },
+  /** Authentication missing or failed (basicAuth, jwt, apiKey); the middleware adds WWW-Authenticate. */
+  unauthorized: { status: 401 },
   forbidden: { status: 403 },
+  /** The WAF's anomaly score reached its threshold. */
+  waf_blocked: { status: 403 },
+  /** The client address is banned for now (limits.ban). */
+  banned: { status: 403 },
   route_not_found: { status: 404, proxyStatus: 'destination_not_found' },
   /** A static route has no such file (or it may not be shown: dotfiles, outside the root). */
   file_not_found: { status: 404 },
@@ -29,6 +35,8 @@ export const ERRORS = {
   expectation_failed: { status: 417 },
   range_not_satisfiable: { status: 416 },
   rate_limited: { status: 429 },
+  /** The client has limits.upstreamConnectionsPerClient requests in flight upstream already. */
+  client_upstream_limit: { status: 429 },
   headers_too_large: { status: 431 },
   client_closed: { status: 499 },
   internal: { status: 500 },
@@ -42,6 +50,10 @@ export const ERRORS = {
   upstream_tls_failed: { status: 502, proxyStatus: 'tls_certificate_error', retryOn: 'connect-failure' },
   no_healthy_target: { status: 503, proxyStatus: 'destination_unavailable' },
   upstream_overflow: { status: 503, proxyStatus: 'connection_limit_reached' },
+  /** forwardAuth: the auth service did not answer in time or could not be reached (fail closed). */
+  auth_unavailable: { status: 503 },
+  /** rateLimit store: redis with onStoreError: deny, and Redis did not answer. */
+  store_unavailable: { status: 503 },
   upstream_connect_timeout: { status: 504, proxyStatus: 'connection_timeout', retryOn: 'connect-failure' },
   upstream_timeout: { status: 504, proxyStatus: 'http_response_timeout', retryOn: 'timeout' },
   version_not_supported: { status: 505 },

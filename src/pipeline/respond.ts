@@ -1,6 +1,7 @@
 // The one place that writes an error page. Short, by Accept (JSON or HTML), with the status, the
 // reason and the request id; never a stack trace, an upstream address or the error's detail text.
 import { STATUS_CODES } from 'node:http';
+import type { ResponseHead } from './context.ts';
 import { PROXY_STATUS, type ProxyError } from './errors.ts';
 import type { Responder } from './responder.ts';
 
@@ -54,39 +55,57 @@ function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** What respondError needs besides the responder and the error. */
+export interface ErrorAnswer {
+  requestId: string;
+  /** The request's Accept: JSON or HTML. */
+  accept: string | undefined;
+  /** The Via pseudonym, named in Proxy-Status. */
+  proxyName: string;
+  /** Close the connection after the answer (the request body was not read to its end). */
+  close: boolean;
+  /** A HEAD request: no body. */
+  head: boolean;
+  /** Headers of a middleware's refusal (WWW-Authenticate, Retry-After, ...). */
+  extra?: Record<string, string>;
+  /** The operator's page (errorPages) instead of ours. */
+  custom?: string;
+  /** Where the body's byte count goes, before the answer ends (the log stage may run inside end()). */
+  counter?: { bytesOut: number };
+  /** The route's response hooks (securityHeaders, cors, headers): they see Gatehouse's own answers too. */
+  onHead?: (head: ResponseHead) => void;
+}
+
 /**
  * Writes the error page: the one writer of error answers, for every transport. When the request
  * body was not read to the end (413, 408) the connection cannot be reused, so it is closed after
  * the answer. A response already under way can only be cut.
  */
-export function respondError(
-  res: Responder,
-  error: ProxyError,
-  requestId: string,
-  accept: string | undefined,
-  proxyName: string,
-  close: boolean,
-  head: boolean,
-  extra?: Record<string, string>,
-  custom?: string,
-  counter?: { bytesOut: number },
-): number {
+export function respondError(res: Responder, error: ProxyError, a: ErrorAnswer): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return 0;
   }
-  const page = errorPage(error, requestId, accept, proxyName);
-  if (custom !== undefined) {
+  const page = errorPage(error, a.requestId, a.accept, a.proxyName);
+  if (a.custom !== undefined) {
     // The operator's page (errorPages) in place of ours, with the same status and headers.
-    page.body = custom;
+    page.body = a.custom;
     page.headers['content-type'] = 'text/html; charset=utf-8';
-    page.headers['content-length'] = String(Buffer.byteLength(custom));
+    page.headers['content-length'] = String(Buffer.byteLength(a.custom));
   }
-  if (extra !== undefined) Object.assign(page.headers, extra);
-  const n = head ? 0 : Buffer.byteLength(page.body);
-  // Before end(): the log stage may run inside it.
-  if (counter !== undefined) counter.bytesOut = n;
-  res.writeHead(page.status, page.headers, close);
-  res.end(head ? undefined : page.body);
+  if (a.extra !== undefined) Object.assign(page.headers, a.extra);
+  const status = page.status;
+  let headers: Record<string, string | string[]> = page.headers;
+  if (a.onHead !== undefined) {
+    // Response middlewares change the headers of Gatehouse's own answers, never their status.
+    const h: ResponseHead = { status, headers };
+    a.onHead(h);
+    headers = h.headers;
+    headers['content-length'] = String(Buffer.byteLength(page.body));
+  }
+  const n = a.head ? 0 : Buffer.byteLength(page.body);
+  if (a.counter !== undefined) a.counter.bytesOut = n;
+  res.writeHead(status, headers, a.close);
+  res.end(a.head ? undefined : page.body);
   return n;
 }

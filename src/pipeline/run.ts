@@ -18,6 +18,7 @@ import { forward } from '../upstream/forward.ts';
 import { splice } from '../upstream/tunnel.ts';
 import { headerBytes, hostOnly, identifyClient, requestHost, splitTarget } from './accept.ts';
 import { fail, respondLocal } from './answer.ts';
+import { peekBody } from './body.ts';
 import { RequestContext, type UpstreamRequest } from './context.ts';
 import { ProxyError, type Reason } from './errors.ts';
 import { upstreamHeaders, viaHasLoop } from './forwarding.ts';
@@ -228,40 +229,24 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
 function mirrored(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, mirror: Mirror): void {
   const cl = ctx.req.headers['content-length'];
   if (cl === undefined || cl === '0') {
-    const f = mirror.start(ctx, ureq, null);
+    const f = mirror.start(ctx, ureq, ctx.body);
     if (f !== null) ctx.res = f;
     return forward(rt, ctx, ureq);
   }
-  readWhole(ctx.req, Number(cl)).then(
+  peekBody(ctx, Number(cl)).then(
     (body) => {
       if (ctx.res.destroyed) return;
-      ctx.body = body;
-      ctx.bytesIn = body.length;
-      const f = mirror.start(ctx, ureq, body);
-      if (f !== null) ctx.res = f;
+      // A body another middleware read only the start of (the WAF's inspectBody) is not copied.
+      if (ctx.bodyComplete) {
+        const f = mirror.start(ctx, ureq, body);
+        if (f !== null) ctx.res = f;
+      }
       forward(rt, ctx, ureq);
     },
     () => {
       if (!ctx.res.headersSent) fail(rt, ctx, new ProxyError('bad_request', 'request body incomplete'), true);
     },
   );
-}
-
-function readWhole(req: IncomingMessage, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      n += c.length;
-      if (n > length) req.destroy();
-      else chunks.push(c);
-    });
-    req.once('end', () => (n === length ? resolve(Buffer.concat(chunks, n)) : reject(new Error('length'))));
-    req.once('error', reject);
-    req.once('close', () => {
-      if (!req.readableEnded) reject(new Error('closed'));
-    });
-  });
 }
 
 /** The `log` stage: exactly once per request, when the response is done or the client has gone. */

@@ -16,7 +16,13 @@ export function answerMalformed(rt: Runtime, slot: ListenerSlot, socket: Socket,
   }
   const id = randomUUID();
   const error = new ProxyError(reason, undefined, { source: 'downstream' });
-  const bytes = respondError(new SocketResponder(socket), error, id, undefined, rt.via, true, false);
+  const bytes = respondError(new SocketResponder(socket), error, {
+    requestId: id,
+    accept: undefined,
+    proxyName: rt.via,
+    close: true,
+    head: false,
+  });
   if (rt.log !== null) {
     rt.log.write(
       `{"time":"${new Date().toISOString()}","requestId":"${id}","listener":${JSON.stringify(slot.plan.name)},"clientIp":"${normalizeIp(socket.remoteAddress)}"` +

@@ -13,6 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { fail } from '../pipeline/answer.ts';
+import { peekedThenRest } from '../pipeline/body.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
 import { connectionListed, HOP_BY_HOP } from '../pipeline/forwarding.ts';
@@ -45,7 +46,7 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
       : req.headers['transfer-encoding'] !== undefined || h2HasBody(req)
         ? 'chunked'
         : 'none';
-  if (bodyKind !== 'none' && ctx.body === null && ctx.plan.limits.bodyTimeout > 0) {
+  if (bodyKind !== 'none' && !ctx.bodyComplete && ctx.plan.limits.bodyTimeout > 0) {
     req.setTimeout(ctx.plan.limits.bodyTimeout, () => {
       // Answer first (the connection closes after it), then stop the upstream request once the
       // answer has reached the socket: aborting destroys the half-read body, and with it the socket.
@@ -71,8 +72,13 @@ function h2HasBody(req: IncomingMessage): boolean {
 /** gRPC status fields, which a trailers-only response carries in its headers. */
 const GRPC_STATUS_FIELDS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
 
-async function* limitBody(req: IncomingMessage, max: number, ctx: RequestContext): AsyncIterable<Buffer> {
-  let seen = 0;
+async function* limitBody(
+  req: IncomingMessage,
+  max: number,
+  ctx: RequestContext,
+  already = 0,
+): AsyncIterable<Buffer> {
+  let seen = already;
   for await (const chunk of req) {
     seen += (chunk as Buffer).length;
     ctx.bytesIn = seen;
@@ -167,7 +173,22 @@ class Exchange implements Dispatcher.DispatchHandler {
           this.bodyKind === 'none'
             ? null
             : ctx.body !== null
-              ? Readable.from([ctx.body], { objectMode: false })
+              ? Readable.from(
+                  ctx.bodyComplete
+                    ? [ctx.body]
+                    : peekedThenRest(
+                        ctx.body,
+                        this.bodyKind === 'length'
+                          ? req
+                          : limitBody(
+                              req,
+                              (ctx.route as NonNullable<RequestContext['route']>).maxRequestBody,
+                              ctx,
+                              ctx.body.length,
+                            ),
+                      ),
+                  { objectMode: false },
+                )
               : this.bodyKind === 'length'
                 ? req
                 : Readable.from(
@@ -327,7 +348,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   nextTarget(kind: RetryKind | 'status'): Target | undefined {
     const req = this.ctx.req;
     const replayable =
-      this.bodyKind === 'none' || this.ctx.body !== null || (!req.readableDidRead && !req.destroyed);
+      this.bodyKind === 'none' ||
+      (this.ctx.body !== null && this.ctx.bodyComplete) ||
+      (this.ctx.body === null && !req.readableDidRead && !req.destroyed);
     this.tried ??= new Set();
     return this.upstream.nextTarget(this.ctx, this.tried, kind, this.ureq.method, replayable, this.deadline);
   }

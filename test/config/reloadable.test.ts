@@ -40,6 +40,7 @@ test('the reload class of every key comes from the schema; every top-level key d
     'forwarding.via',
     'accessLog',
     'tracing',
+    'redis',
   ]);
   const classOf = (path: string) => keys.find((k) => k.path === path)?.reload;
   assert.equal(classOf('forwarding.via'), 'restart');

@@ -81,7 +81,7 @@ admin:
     'c.yaml:7: routes.0.match.hosts.1: expected a host name such as api.example.com or *.example.com',
     'c.yaml:11: routes.1.stripPrefix: stripPrefix needs match.pathPrefix',
     'c.yaml:14: middlewares.m.ipFilter.allow.0: expected an IP address or CIDR such as 10.0.0.0/8 or ::1',
-    'c.yaml:15: middlewares.two: a middleware has exactly one kind: rateLimit, headers, ipFilter, cache, compress, faultInjection',
+    'c.yaml:15: middlewares.two: a middleware has exactly one kind: rateLimit, headers, ipFilter, cache, compress, faultInjection, basicAuth, jwt, forwardAuth, apiKey, waf, cors, securityHeaders',
     'c.yaml:17: forwarding.trustedProxies.0: expected an IP address or CIDR such as 10.0.0.0/8 or ::1',
     'c.yaml:19: admin.address: a non-loopback admin address needs admin.token (the API would be open to the network)',
   ]);

@@ -94,7 +94,11 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
     const denied = await send(`${url}/x`);
     assert.equal(denied.status, 401);
     assert.equal(denied.body, 'who are you?\n');
-    assert.deepEqual(order, ['auth'], 'an answer stops the chain');
+    assert.deepEqual(
+      order,
+      ['auth', 'tag:response', 'auth:response'],
+      'an answer stops the request chain; the response hooks still see it (headers only, the status stays)',
+    );
     assert.equal(up.seen.length, 0);
 
     order.length = 0;
