@@ -333,6 +333,8 @@ export class Gatehouse {
       // Upgraded connections (WebSockets) are no longer the HTTP server's: end them here.
       for (const socket of rt.tunnels ?? []) socket.destroy();
       await Promise.all(closed);
+      // Copies to mirrors are nobody's answer: stop them rather than wait for their timeout.
+      rt.mirrors.abortAll();
       await rt.plan.close();
       await Promise.all([...this.#retired].map((p) => p.close()));
       await this.admin?.close();

@@ -12,6 +12,7 @@ import {
   type Stats,
 } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
+import type { MirrorRegistry } from '../traffic/mirror.ts';
 
 type Labels = Record<string, string | number>;
 interface Value {
@@ -61,6 +62,7 @@ export function metricsRegistry(
   tracer: Tracer | null,
   version: string,
   caches: CacheRegistry | null = null,
+  mirrors: MirrorRegistry | null = null,
 ): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg });
@@ -225,6 +227,45 @@ export function metricsRegistry(
       splitValues((s) => s.weight),
     ),
   );
+  if (mirrors !== null) {
+    add(
+      view(
+        'gatehouse_mirror_requests_total',
+        'Mirrored requests by route and outcome: sent, dropped (queue full), skipped (body not copyable), failed, compared, matched, differed, incomplete.',
+        'counter',
+        () =>
+          mirrors
+            .snapshot(0)
+            .routes.flatMap((r) =>
+              Object.entries(r.figures).map(([outcome, value]) => ({
+                labels: { route: r.route, outcome },
+                value,
+              })),
+            ),
+      ),
+    );
+    add(
+      view(
+        'gatehouse_mirror_differences_total',
+        'Differences between the mirror and the client’s answer, by kind.',
+        'counter',
+        () =>
+          mirrors
+            .snapshot(0)
+            .routes.flatMap((r) =>
+              Object.entries(r.countsByKind).map(([kind, value]) => ({
+                labels: { route: r.route, kind },
+                value,
+              })),
+            ),
+      ),
+    );
+    add(
+      view('gatehouse_mirror_inflight', 'Copies under way.', 'gauge', () =>
+        mirrors.snapshot(0).routes.map((r) => ({ labels: { route: r.route }, value: r.inflight })),
+      ),
+    );
+  }
   if (caches !== null) {
     const perCache = (
       name: string,

@@ -61,7 +61,14 @@ export async function startAdmin(
   const token = config.token ?? '';
   const tokenDigest = digest(token);
   const sessions = new Sessions(options.sessionLifetime, options.now);
-  const registry = metricsRegistry(ctx.stats, ctx.plan, ctx.tracer, VERSION, ctx.caches ?? null);
+  const registry = metricsRegistry(
+    ctx.stats,
+    ctx.plan,
+    ctx.tracer,
+    VERSION,
+    ctx.caches ?? null,
+    ctx.mirrors ?? null,
+  );
   const dashboard = readFileSync(DASHBOARD, 'utf8').replace('</header>', `${SIGN_OUT}</header>`);
 
   const bearer = (req: IncomingMessage): boolean => {
@@ -155,8 +162,18 @@ export async function startAdmin(
             upstreams: upstreams(ctx),
             errors: [...ctx.stats.recentErrors].reverse(),
             caches: cacheFigures(ctx.caches),
+            mirrors: ctx.mirrors?.snapshot(20) ?? { routes: [], diffs: [] },
           });
       }
+    }
+    if (path === '/api/v1/mirror/diffs') {
+      if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+      return json(
+        res,
+        200,
+        ctx.mirrors?.snapshot(limit, url.searchParams.get('route') ?? undefined) ?? { routes: [], diffs: [] },
+      );
     }
     if (path === '/api/v1/cache') {
       if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
@@ -285,7 +302,8 @@ function purgeSelector(b: unknown): PurgeSelector | string {
   const v = o[k];
   if (typeof v !== 'string' || v === '') return `${k}: expected a non-empty string`;
   const only = cache === undefined ? {} : { cache };
-  if (k === 'url') return /^https?:\/\//.test(v) ? { url: v, ...only } : 'url: expected an absolute http(s) URL';
+  if (k === 'url')
+    return /^https?:\/\//.test(v) ? { url: v, ...only } : 'url: expected an absolute http(s) URL';
   if (k === 'prefix') return { prefix: v, ...only };
   if (k === 'tag') return { tag: v, ...only };
   return `${k}: unknown (expected url, prefix or tag)`;

@@ -18,6 +18,8 @@ export function peekBody(ctx: RequestContext, max: number): Promise<Buffer> {
     ctx.bodyComplete = true;
     return Promise.resolve(ctx.body);
   }
+  const cl = req.headers['content-length'];
+  const declared = cl === undefined ? -1 : Number(cl);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
@@ -32,7 +34,8 @@ export function peekBody(ctx: RequestContext, max: number): Promise<Buffer> {
     const onData = (c: Buffer) => {
       chunks.push(c);
       n += c.length;
-      if (n >= max) done(false);
+      // At the limit: complete when that is all the Content-Length announced ('end' follows).
+      if (n >= max) done(n === declared);
     };
     const onEnd = () => done(true);
     const onError = (e: Error) => {

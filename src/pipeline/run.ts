@@ -240,7 +240,7 @@ function mirrored(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, mirro
       if (ctx.bodyComplete) {
         const f = mirror.start(ctx, ureq, body);
         if (f !== null) ctx.res = f;
-      }
+      } else mirror.skipped();
       forward(rt, ctx, ureq);
     },
     () => {
