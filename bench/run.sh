@@ -15,6 +15,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends nginx-light haproxy wrk util-linux nghttp2-client openssl >/dev/null
 fi
+# nginx's brotli module for the compression rows (without it they compare against nginx's gzip).
+if [ "$(id -u)" = 0 ] && ! ls /usr/lib/nginx/modules/ngx_http_brotli_filter_module.so >/dev/null 2>&1; then
+  apt-get install -y -qq --no-install-recommends libnginx-mod-http-brotli-filter >/dev/null 2>&1 || true
+fi
 if [ "$(nproc)" -lt 2 ]; then echo "bench: needs 2 cores (proxy on one, load on the other)" >&2; exit 1; fi
 script=run
 if [ "${1:-}" = failover ] || [ "${1:-}" = h2 ] || [ "${1:-}" = idle ]; then script=$1; shift; fi
