@@ -47,11 +47,15 @@ for (const file of examples) {
           : '';
         const headers: Record<string, string> = { host, 'x-api-key': 'example' };
         for (const [k, h] of Object.entries(r.match.headers ?? {})) headers[k] = h === '*' ? '1' : h;
+        const cookies = Object.entries(r.match.cookies ?? {}).map(([k, c]) => `${k}=${c === '*' ? '1' : c}`);
+        if (cookies.length > 0) headers.cookie = cookies.join('; ');
         const reply = await send(`${gh.url(listener)}${path}${query}`, {
           method: r.match.methods?.[0] ?? 'GET',
           headers,
         });
-        assert.equal(reply.status, 200, `route ${r.name}: ${reply.status} ${reply.body}`);
+        // A redirect route answers with its redirect, a respond route with its status; the rest 200.
+        const expected = r.redirect?.status ?? r.respond?.status ?? 200;
+        assert.equal(reply.status, expected, `route ${r.name}: ${reply.status} ${reply.body}`);
         if (v.config!.accessLog.format === 'json') {
           const last = gh.log.entries().at(-1);
           assert.equal(last?.route, r.name, `request for route ${r.name} took route ${last?.route}`);

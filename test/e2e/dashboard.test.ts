@@ -4,13 +4,14 @@
 // when DASHBOARD_SCREENSHOT points there).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { request } from 'undici';
 import { start } from '../helpers/gatehouse.ts';
-import { send } from '../helpers/http.ts';
+import { raw, send } from '../helpers/http.ts';
 import { freePort } from '../helpers/net.ts';
 import { origin } from '../helpers/origin.ts';
 import { needCommand } from '../helpers/require.ts';
@@ -68,6 +69,8 @@ upstreams:
       ['api', 'site'],
     );
     assert.equal(await page.isHidden('#caches-panel'), true, 'no cache middleware: no Caches panel');
+    assert.equal(await page.isHidden('#splits-panel'), true, 'no split route: no Splits panel');
+    assert.equal(await page.isHidden('#mirrors-panel'), true, 'no mirror: no Mirrors panel');
 
     // The dead target shows as down; the others as healthy.
     await page.waitForSelector(`tr[data-target="http://127.0.0.1:${deadPort}"][data-state="unhealthy"]`, {
@@ -212,5 +215,171 @@ upstreams: { app: { targets: [{ url: ${app.url} }] } }
     await browser.close();
     await gh.close();
     await app.close();
+  }
+});
+
+test('dashboard: the Splits and Mirrors panels show the figures, and a difference with both request ids, as text', async (t) => {
+  if (!needCommand(t, 'chromium', 'the dashboard test drives a headless browser')) return;
+  const XSS = '<img src=x onerror=alert(1)>';
+  const stable = await origin();
+  const canary = await origin();
+  const answer = (candidate: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    // The candidate disagrees on the price, and answers /api/xss with markup for a JSON key.
+    const body =
+      path === '/api/xss' ? (candidate ? { [XSS]: 1 } : {}) : { item: path, price: candidate ? 21 : 20 };
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  const primary = await origin(answer(false));
+  const candidate = await origin(answer(true));
+  const origins = [stable, canary, primary, candidate];
+  const closeOrigins = () => Promise.all(origins.map((o) => o.close()));
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+admin: { address: "127.0.0.1:0", token: ${TOKEN} }
+routes:
+  - name: shop
+    match: { pathPrefix: /shop }
+    split: [{ upstream: stable, weight: 3 }, { upstream: canary, weight: 1 }]
+  - name: api
+    match: { pathPrefix: /api }
+    upstream: primary
+    mirror: { upstream: candidate, compare: {} }
+upstreams:
+  stable: { targets: [{ url: ${stable.url} }] }
+  canary: { targets: [{ url: ${canary.url} }] }
+  primary: { targets: [{ url: ${primary.url} }] }
+  candidate: { targets: [{ url: ${candidate.url} }] }
+`).catch(async (err) => {
+    await closeOrigins();
+    throw err;
+  });
+  const admin = gh.gh.admin?.url as string;
+  const chromiumPath = execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  const browser = await chromium
+    .launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu'] })
+    .catch(async (err) => {
+      await gh.close();
+      await closeOrigins();
+      throw err;
+    });
+  try {
+    // 8 requests over a 3:1 split: exactly 6 and 2 (smooth weighted round robin).
+    for (let i = 0; i < 8; i++) assert.equal((await send(`${gh.url()}/shop/p${i}`)).status, 200);
+    // 3 mirrored requests whose candidate answers differ; their request ids are the client's.
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await send(`${gh.url()}/api/items/${i}`);
+      assert.equal(r.status, 200);
+      assert.equal(JSON.parse(r.body).price, 20, 'the client gets the primary');
+      ids.push(String(r.headers['x-request-id']));
+    }
+    // Markup in the request target: no space can be in one (a request line is split on them), so
+    // the spaces are %20; the angle brackets are sent as they are, in the query.
+    const target = '/api/xss?q=<img%20src=x%20onerror=alert(1)>';
+    const xss = await raw(gh.url(), `GET ${target} HTTP/1.1\r\nhost: shop.test\r\nconnection: close\r\n\r\n`);
+    assert.match(xss, /^HTTP\/1\.1 200 /);
+    const xssId = /\r\nx-request-id: ([^\r]+)\r\n/i.exec(xss)?.[1];
+    assert.ok(xssId, 'the answer carries a request id');
+
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.goto(admin);
+    await page.fill('input[name=token]', TOKEN);
+    await page.click('button[type=submit]');
+
+    // Splits: each side's weight and requests, with their shares.
+    await page.waitForSelector('tr[data-split="shop"][data-side="canary"]');
+    assert.equal(await page.isVisible('#splits-panel'), true);
+    assert.deepEqual(
+      await page.$$eval('tr[data-split="shop"]', (rows) => rows.map((r) => r.getAttribute('data-side'))),
+      ['stable', 'canary'],
+    );
+    const side = async (s: string, f: string) =>
+      (await page.textContent(`tr[data-split="shop"][data-side="${s}"] [data-field="${f}"]`))?.trim();
+    assert.equal(await side('stable', 'weight'), '3');
+    assert.equal(await side('stable', 'weightShare'), '75.0%');
+    assert.equal(await side('stable', 'requests'), '6');
+    assert.equal(await side('stable', 'requestShare'), '75.0%');
+    assert.equal(await side('canary', 'weight'), '1');
+    assert.equal(await side('canary', 'weightShare'), '25.0%');
+    assert.equal(await side('canary', 'requests'), '2');
+    assert.equal(await side('canary', 'requestShare'), '25.0%');
+    assert.equal(await page.$$eval('tr[data-split="api"]', (rows) => rows.length), 0, 'no split, no row');
+
+    // Mirrors: the route's figures once all four comparisons are in.
+    const row = 'tr[data-mirror="api"]';
+    await page.waitForFunction(
+      (sel) => document.querySelector(`${sel} [data-field="compared"]`)?.textContent === '4',
+      row,
+      { timeout: 10_000 },
+    );
+    assert.equal(await page.isVisible('#mirrors-panel'), true);
+    const figure = async (f: string) => (await page.textContent(`${row} [data-field="${f}"]`))?.trim();
+    assert.equal(await figure('sent'), '4');
+    assert.equal(await figure('differed'), '4');
+    assert.equal(await figure('matched'), '0');
+    assert.equal(await figure('failed'), '0');
+    assert.equal(await figure('dropped'), '0');
+    assert.equal(await figure('inflight'), '0');
+    assert.equal(await page.textContent(`${row} [data-kind="body"]`), '4');
+    assert.equal(await page.textContent(`${row} [data-kind="status"]`), '0');
+
+    // The latest differences, newest first, each with both request ids.
+    await page.waitForFunction(() => document.querySelectorAll('#diffs tr[data-diff]').length === 4);
+    const diffs = await page.$$eval('#diffs tr[data-diff]', (rows) =>
+      rows.map((r) => ({
+        path: r.querySelector('[data-field="path"]')?.textContent,
+        pathElements: r.querySelector('[data-field="path"]')?.children.length,
+        kind: r.querySelector('[data-field="kind"]')?.textContent,
+        primary: r.querySelector('[data-primary-id]')?.textContent,
+        mirror: r.querySelector('[data-mirror-id]')?.textContent,
+        detail: r.querySelector('[data-field="detail"]')?.textContent,
+        detailElements: r.querySelector('[data-field="detail"]')?.children.length,
+      })),
+    );
+    assert.deepEqual(diffs[3], {
+      path: 'GET /api/items/0',
+      pathElements: 0,
+      kind: 'body',
+      primary: ids[0],
+      mirror: `${ids[0]}-m`,
+      detail: 'JSON differs at $.price',
+      detailElements: 0,
+    });
+    assert.deepEqual(
+      diffs.slice(1, 3).map((d) => d.primary),
+      [ids[2], ids[1]],
+    );
+    // Markup from the request and from the candidate's answer shows as text, and runs nothing.
+    assert.deepEqual(diffs[0], {
+      path: `GET ${target}`,
+      pathElements: 0,
+      kind: 'body',
+      primary: xssId,
+      mirror: `${xssId}-m`,
+      detail: `JSON differs at $[${JSON.stringify(XSS)}]`,
+      detailElements: 0,
+    });
+    assert.equal(await page.$$eval('#mirrors-panel img', (els) => els.length), 0);
+    assert.deepEqual(dialogs, [], 'no script ran');
+
+    // They are the admin API's differences.
+    const api = await request(`${admin}/api/v1/mirror/diffs?route=api&limit=1`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const snapshot = (await api.body.json()) as { diffs: { path: string; mirror: { requestId: string } }[] };
+    assert.equal(snapshot.diffs.length, 1);
+    assert.equal(snapshot.diffs[0].path, `GET ${target}`);
+    assert.equal(snapshot.diffs[0].mirror.requestId, `${xssId}-m`);
+  } finally {
+    await browser.close();
+    await gh.close();
+    await closeOrigins();
   }
 });
