@@ -195,11 +195,11 @@ function purgeMatcher(sel: PurgeSelector): (e: Entry) => boolean {
   return (e) => e.url.startsWith(prefix);
 }
 
-/** scheme://host/path?query as entries record it: scheme and host lower case, default port dropped. */
+/** scheme://host[:port]/path?query as entries record it: scheme and host lower case, a default port dropped. */
 export function normaliseUrl(u: string): string {
   try {
     const url = new URL(u);
-    return `${url.protocol}//${url.hostname}${url.pathname}${url.search}`;
+    return `${url.protocol}//${url.host.toLowerCase()}${url.pathname}${url.search}`;
   } catch {
     return u;
   }

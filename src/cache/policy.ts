@@ -119,6 +119,25 @@ export function responseDirectives(h: Headers, opts: PolicyOptions): { cc: Direc
 }
 
 /** Why a response is not stored (for Cache-Status `detail` and tests), or null when it may be. */
+/**
+ * Request headers Gatehouse writes itself before the origin sees them (forwarding, tracing): a
+ * response that varies on one of them cannot be matched against what a client sent, so it is not
+ * stored (an untrusted client's X-Forwarded-Proto would otherwise select another client's variant).
+ */
+const REWRITTEN = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'forwarded',
+  'via',
+  'x-real-ip',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
+]);
+
 export function whyNotStorable(
   method: string,
   reqHeaders: Headers,
@@ -152,7 +171,11 @@ export function whyNotStorable(
     return 'authorization';
   if (resHeaders['set-cookie'] !== undefined && !opts.storeSetCookie) return 'set-cookie';
   const vary = one(resHeaders.vary);
-  if (vary !== undefined && varyNames(resHeaders.vary) === null) return 'vary-star';
+  if (vary !== undefined) {
+    const names = varyNames(resHeaders.vary);
+    if (names === null) return 'vary-star';
+    if (names.some((n) => REWRITTEN.has(n))) return 'vary-rewritten';
+  }
   // §3: something must say the response may be reused.
   const explicit =
     cc.has('public') ||
@@ -367,8 +390,12 @@ export function storedHeaders(h: StoredHeaders, opts: PolicyOptions): StoredHead
   return out;
 }
 
-/** Fields a 304 does not update (§3.2, §4.3.4): the ones describing the stored content's bytes. */
-const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding']);
+/**
+ * Fields a 304 does not update (§3.2, §4.3.4): the ones describing the stored content's bytes, and
+ * Set-Cookie, which answers the one client whose request was the revalidation (it goes to that
+ * client only, never into what others are served).
+ */
+const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding', 'set-cookie']);
 
 /**
  * §4.3.4: does a 304 identify this stored response? By a strong ETag when the 304 has one; else by

@@ -63,6 +63,8 @@ export interface Entry {
   /** The disk store's open temporary body file, and its name. */
   fd: number;
   temp: string;
+  /** Bytes counted against maxSize ahead of the body (its Content-Length), not yet arrived. */
+  reserved: number;
 }
 
 /** What an entry costs beyond its body: the head's bytes plus the objects around it. */
@@ -134,6 +136,8 @@ export class CacheStore {
     headers: StoredHeaders,
     fresh: Freshness,
     tags: readonly string[],
+    /** The body's length when the response says it (Content-Length): room for it is made at once. */
+    declared = -1,
   ): Entry | null {
     const stem = createHash('sha256').update(`${key}\0${variant}`).digest('hex').slice(0, 40);
     const e: Entry = {
@@ -157,8 +161,9 @@ export class CacheStore {
       stem,
       fd: -1,
       temp: '',
+      reserved: declared > 0 ? declared : 0,
     };
-    if (!this.reserve(e.cost)) return null;
+    if (!this.reserve(e.cost + e.reserved)) return null;
     if (this.dir !== null) {
       try {
         e.temp = join(this.dir, `${stem}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -180,7 +185,10 @@ export class CacheStore {
   /** Adds body bytes; false when the entry has been abandoned (too large or no room). */
   append(e: Entry, chunk: Buffer): boolean {
     if (e.failed || !e.live) return false;
-    if (e.size + chunk.length > this.maxObjectSize || !this.reserve(chunk.length)) {
+    const fromReserve = Math.min(e.reserved, chunk.length);
+    e.reserved -= fromReserve;
+    if (e.size + chunk.length > this.maxObjectSize || !this.reserve(chunk.length - fromReserve)) {
+      this.bytes -= fromReserve;
       this.abandon(e);
       return false;
     }
@@ -201,6 +209,9 @@ export class CacheStore {
 
   complete(e: Entry): void {
     if (e.failed || !e.live) return;
+    // A body shorter than it said: the room kept for the rest is given back.
+    this.bytes -= e.reserved;
+    e.reserved = 0;
     const chunks = e.chunks as Buffer[];
     if (chunks.length > 1) e.chunks = [Buffer.concat(chunks)];
     e.complete = true;
@@ -233,10 +244,15 @@ export class CacheStore {
   /** A refreshed head (after a 304) replaces the stored one. */
   update(e: Entry, headers: StoredHeaders, fresh: Freshness): void {
     const delta = headCost(headers) - headCost(e.headers);
+    // A bigger head is counted like any other bytes: room is made for it, or the entry goes.
+    if (delta > 0 && !this.reserve(delta)) {
+      this.drop(e, true);
+      return;
+    }
+    if (delta < 0) this.bytes += delta;
     e.headers = headers;
     e.fresh = fresh;
     e.cost += delta;
-    this.bytes += delta;
     if (e.file !== null) {
       try {
         this.writeMeta(e);
@@ -250,7 +266,8 @@ export class CacheStore {
   drop(e: Entry, evicted: boolean): void {
     if (!e.live) return;
     e.live = false;
-    this.bytes -= e.cost;
+    this.bytes -= e.cost + e.reserved;
+    e.reserved = 0;
     if (evicted) this.evictions++;
     this.lru.delete(e);
     const list = this.index.get(e.key);
@@ -363,6 +380,7 @@ export class CacheStore {
       if (!name.endsWith('.meta')) continue;
       try {
         const m = JSON.parse(readFileSync(path, 'utf8'));
+        if (!validMeta(m)) throw new Error('shape');
         const body = `${path.slice(0, -5)}.body`;
         const st = statSync(body);
         if (st.size !== m.size) throw new Error('size');
@@ -387,6 +405,7 @@ export class CacheStore {
           stem: name.slice(0, -5),
           fd: -1,
           temp: '',
+          reserved: 0,
         };
         e.cost =
           ENTRY_OVERHEAD + e.key.length + e.variant.length + e.url.length + headCost(e.headers) + e.size;
@@ -414,6 +433,36 @@ export class CacheStore {
     for (const name of readdirSync(dir))
       if (name.endsWith('.body') && !stems.has(name.slice(0, -5))) rmQuiet(join(dir, name));
   }
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A head file as writeMeta writes it: anything else (a damaged or foreign file) is dropped at load. */
+function validMeta(m: unknown): boolean {
+  if (m === null || typeof m !== 'object') return false;
+  const o = m as Record<string, unknown>;
+  const f = o.fresh as Record<string, unknown> | null;
+  const h = o.headers as Record<string, unknown> | null;
+  return (
+    isStr(o.key) &&
+    isStr(o.variant) &&
+    isStr(o.url) &&
+    Array.isArray(o.vary) &&
+    o.vary.every(isStr) &&
+    isNum(o.status) &&
+    isNum(o.size) &&
+    Array.isArray(o.tags ?? []) &&
+    h !== null &&
+    typeof h === 'object' &&
+    !Array.isArray(h) &&
+    Object.values(h).every((v) => isStr(v) || (Array.isArray(v) && v.every(isStr))) &&
+    f !== null &&
+    typeof f === 'object' &&
+    ['responseTime', 'initialAge', 'lifetime', 'staleWhileRevalidate', 'staleIfError'].every((k) => isNum(f[k])) &&
+    typeof f.noCache === 'boolean' &&
+    typeof f.mustRevalidate === 'boolean'
+  );
 }
 
 function rmQuiet(path: string): void {

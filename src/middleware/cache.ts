@@ -145,7 +145,7 @@ export const cache: MiddlewareKind<CacheConfig> = {
           c.figures.bypass++;
           return isUnsafe(method) ? new InvalidateFilter(outer, c, ctx, keyOf) : outer;
         }
-        const key = keyOf(ctx.scheme, ctx.host, ctx.path, ctx.query);
+        const key = keyOf(ctx.scheme, authority(ctx), ctx.path, ctx.query);
         return lookup(ctx, outer, key, parseCacheControl(ctx.req.headers['cache-control']), false);
       },
       onUpstreamRequest(ctx, ureq) {
@@ -155,6 +155,21 @@ export const cache: MiddlewareKind<CacheConfig> = {
     };
   },
 };
+
+/**
+ * The target URI's authority as the key has it (RFC 9111 §2: the key is the target URI): host in
+ * lower case without a trailing dot, and the port unless it is the scheme's default — so a Host
+ * naming another port cannot share (and poison) the entry of the real one.
+ */
+function authority(ctx: RequestContext): string {
+  const h = ctx.hostHeader;
+  const host = ctx.host;
+  if (h === '' || h.length === host.length) return host;
+  const port = h.slice(h.lastIndexOf(':') + 1);
+  if (!/^\d+$/.test(port) || h.endsWith(']')) return host;
+  const n = Number(port);
+  return (ctx.scheme === 'http' && n === 80) || (ctx.scheme === 'https' && n === 443) ? host : `${host}:${n}`;
+}
 
 function setState(ctx: RequestContext, st: UpstreamState): void {
   ctx.vars ??= new Map();
@@ -220,6 +235,12 @@ function withCacheStatus(prev: string | string[] | number | undefined, member: s
  * The answer to a request that went upstream: stored while it streams when the rules allow, a 304
  * to a revalidation turned into the refreshed entry, an error turned into a stale entry when
  * stale-if-error allows.
+ *
+ * Once an answer is being stored, the upstream writes into the entry only (storeOnly) and this
+ * request's client reads the body along from the entry like every coalesced request: so the client
+ * that started the fetch can leave without cutting off the others (the fetch goes on to the end,
+ * up to maxObjectSize). Filters inside this one (compress) are told the answer closed when the
+ * entry is complete, not when that client leaves.
  */
 class StoreFilter extends ResponderFilter {
   readonly c: HttpCache;
@@ -238,6 +259,11 @@ class StoreFilter extends ResponderFilter {
   entry: Entry | null = null;
   /** The client was answered from the store instead: what the upstream sends is dropped. */
   swallow = false;
+  /** The upstream's body goes to the entry only; the client reads it along. */
+  storeOnly = false;
+  /** onClose callbacks of the filters inside this one. */
+  readonly closeFns: (() => void)[] = [];
+  clientGone = false;
 
   constructor(
     outer: Responder,
@@ -272,11 +298,47 @@ class StoreFilter extends ResponderFilter {
     }
   }
 
+  /** The client's side closed (its answer is done, or it left). */
   closed(): void {
+    this.clientGone = true;
     this.settle();
     const e = this.entry;
+    if (this.storeOnly && e !== null && !e.complete && !e.failed) return; // the fetch goes on; see fetchDone
     if (e !== null && !e.complete) this.c.store.abandon(e);
     if (this.background && this.stale !== null) this.stale.refreshing = false;
+    this.fireClose();
+  }
+
+  /** The upstream's answer is all in the entry (or the entry was given up): the inner filters' close. */
+  fetchDone(): void {
+    if (this.clientGone) this.fireClose();
+  }
+
+  fireClose(): void {
+    for (const f of this.closeFns.splice(0)) f();
+  }
+
+  override onClose(fn: () => void): void {
+    if (
+      this.clientGone &&
+      !(this.storeOnly && this.entry !== null && !this.entry.complete && !this.entry.failed)
+    )
+      fn();
+    else this.closeFns.push(fn);
+  }
+
+  override get destroyed(): boolean {
+    return this.storeOnly ? this.entry === null || this.entry.failed : this.outer.destroyed;
+  }
+
+  override destroy(): void {
+    // The upstream broke off: the entry is given up (its readers, this client among them, are cut).
+    if (this.storeOnly && this.entry !== null) {
+      this.c.store.abandon(this.entry);
+      this.fetchDone();
+      return;
+    }
+    this.outer.destroy();
   }
 
   override writeHead(status: number, headers: OutHeaders, close?: boolean): void {
@@ -295,7 +357,17 @@ class StoreFilter extends ResponderFilter {
         stale.refreshing = false;
         this.settle();
         this.swallow = true;
-        if (!this.background) serve(c, ctx, this.outer, stale, `${this.fwd}; fwd-status=304`);
+        // A Set-Cookie on the 304 answers this client's revalidation: it gets it, the entry does not.
+        const cookie = h['set-cookie'];
+        if (!this.background)
+          serve(
+            c,
+            ctx,
+            this.outer,
+            stale,
+            `${this.fwd}; fwd-status=304`,
+            cookie === undefined ? undefined : { 'set-cookie': cookie },
+          );
         else this.outer.end();
         return;
       }
@@ -328,12 +400,13 @@ class StoreFilter extends ResponderFilter {
         this.entry = c.store.begin(
           this.key,
           varyKey(vary, ctx.req.headers),
-          `${ctx.scheme}://${ctx.host}${ctx.path}${ctx.query}`,
+          `${ctx.scheme}://${authority(ctx)}${ctx.path}${ctx.query}`,
           vary,
           status,
           stored,
           freshnessOf(status, h, this.requestTime, now, c.policy),
           tags,
+          cl,
         );
         if (this.entry !== null) {
           c.figures.stored++;
@@ -355,10 +428,24 @@ class StoreFilter extends ResponderFilter {
     delete out['cache-tag'];
     out['cache-status'] = withCacheStatus(headers['cache-status'], `${c.label}; ${member}`);
     this.outer.writeHead(status, out, close);
+    const e = this.entry;
+    // With a Content-Length the whole body's room is kept at once, so the entry cannot be given up
+    // for want of room half-way: then this client can safely read along too. (Without one the
+    // client reads the upstream directly, as the entry may yet grow past maxObjectSize.)
+    if (e !== null && e.reserved > 0 && status !== 204 && status !== 304) {
+      this.storeOnly = true;
+      ctx.keepUpstream = true;
+      readAlong(c, ctx, this.outer, e);
+    }
   }
 
   override write(chunk: Buffer): boolean {
     if (this.swallow) return true;
+    if (this.storeOnly) {
+      const e = this.entry as Entry;
+      if (!this.c.store.append(e, chunk)) this.fetchDone();
+      return true;
+    }
     if (this.entry !== null) this.c.store.append(this.entry, chunk);
     return this.outer.write(chunk);
   }
@@ -371,11 +458,14 @@ class StoreFilter extends ResponderFilter {
         this.c.store.append(e, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
       this.c.store.complete(e);
     }
-    this.outer.end(chunk);
+    // storeOnly: the client's answer ends when readAlong reaches the end of the entry.
+    if (this.storeOnly) this.fetchDone();
+    else this.outer.end(chunk);
   }
 
   override trailers(t: Record<string, string>): boolean {
-    if (this.swallow) return false;
+    // Stored answers carry no trailers, so neither does the one read along.
+    if (this.swallow || this.storeOnly) return false;
     return this.outer.trailers(t);
   }
 }
@@ -450,7 +540,7 @@ class InvalidateFilter extends ResponderFilter {
   override writeHead(status: number, headers: OutHeaders, close?: boolean): void {
     const ctx = this.ctx;
     if (status >= 200 && status < 400) {
-      this.c.invalidate(this.keyOf(ctx.scheme, ctx.host, ctx.path, ctx.query));
+      this.c.invalidate(this.keyOf(ctx.scheme, authority(ctx), ctx.path, ctx.query));
       for (const f of ['location', 'content-location']) {
         const v = headers[f];
         if (typeof v !== 'string') continue;
@@ -459,7 +549,7 @@ class InvalidateFilter extends ResponderFilter {
           const u = new URL(v, base);
           // Same origin only: another site's entries are not this request's to remove.
           if (u.protocol === `${ctx.scheme}:` && u.host.toLowerCase() === new URL(base).host)
-            this.c.invalidate(this.keyOf(ctx.scheme, u.hostname.toLowerCase(), u.pathname, u.search));
+            this.c.invalidate(this.keyOf(ctx.scheme, u.host.toLowerCase(), u.pathname, u.search));
         } catch {
           // Not a URL: nothing to invalidate.
         }
@@ -487,7 +577,14 @@ const NOT_MODIFIED_FIELDS = [
  * 416) from a complete 200, HEAD without a body, or the whole response. Age and Cache-Status on
  * every answer.
  */
-function serve(c: HttpCache, ctx: RequestContext, outer: Responder, e: Entry, member: string): void {
+function serve(
+  c: HttpCache,
+  ctx: RequestContext,
+  outer: Responder,
+  e: Entry,
+  member: string,
+  extra?: OutHeaders,
+): void {
   const req = ctx.req;
   const method = req.method as string;
   const head = method === 'HEAD';
@@ -512,13 +609,14 @@ function serve(c: HttpCache, ctx: RequestContext, outer: Responder, e: Entry, me
       base.age = age;
       base['cache-status'] = cacheStatus;
       base['x-request-id'] = ctx.id;
+      if (extra !== undefined) Object.assign(base, extra);
       if (cond === 412) base['content-length'] = '0';
       outer.writeHead(cond, base);
       outer.end();
       return;
     }
   }
-  const h: OutHeaders = { ...e.headers, age, 'cache-status': cacheStatus, 'x-request-id': ctx.id };
+  const h: OutHeaders = { ...e.headers, ...extra, age, 'cache-status': cacheStatus, 'x-request-id': ctx.id };
   // A complete body's length is known: say it (the origin may have sent it chunked).
   if (e.complete && h['content-length'] === undefined && e.status !== 204 && e.status !== 304)
     h['content-length'] = String(e.size);

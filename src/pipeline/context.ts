@@ -81,6 +81,8 @@ export class RequestContext {
   body: Buffer | null;
   /** ctx.body is the whole body; false: the rest still streams from `req`. */
   bodyComplete: boolean;
+  /** The upstream exchange goes on when the client leaves (a cache fetch others read along). */
+  keepUpstream: boolean;
   /** A pathRegex route's capture groups ({match.N}); null otherwise. */
   captures: RegExpExecArray | null;
   #geo: GeoInfo | null | undefined;
@@ -128,6 +130,7 @@ export class RequestContext {
     this.body = null;
     this.bodyComplete = false;
     this.captures = null;
+    this.keepUpstream = false;
     this.#geo = undefined;
   }
 

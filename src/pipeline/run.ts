@@ -211,7 +211,11 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
     headers,
   };
   if (route.onUpstreamRequest !== null) {
-    for (const m of route.onUpstreamRequest) m.onUpstreamRequest?.(ctx, ureq);
+    try {
+      for (const m of route.onUpstreamRequest) m.onUpstreamRequest?.(ctx, ureq);
+    } catch {
+      return fail(rt, ctx, 'internal', ctx.upgrade !== null);
+    }
   }
 
   // ---- send, response: an exchange, or for an upgrade a tunnel
@@ -254,8 +258,9 @@ function finish(rt: Runtime, slot: ListenerSlot, ctx: RequestContext): void {
   const res = ctx.res;
   ctx.status = res.status;
   if (!res.finished) {
-    // The client went away before the response was complete: stop the upstream request too.
-    ctx.abortUpstream?.();
+    // The client went away before the response was complete: stop the upstream request too
+    // (unless others are waiting for it: a cache fetch they read along).
+    if (!ctx.keepUpstream) ctx.abortUpstream?.();
     if (ctx.error === undefined) {
       ctx.error = new ProxyError('client_closed', undefined, { source: 'downstream' });
       if (!res.headersSent) ctx.status = 499;
