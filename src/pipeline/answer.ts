@@ -47,7 +47,10 @@ export function respondLocal(rt: Runtime, ctx: RequestContext, r: LocalResponse)
     return;
   }
   if (reason !== undefined) ctx.error = new ProxyError(reason, undefined, { source: 'downstream' });
-  const body = r.body ?? '';
+  // A refusal with a body of its own (fault injection) still gets the operator's page for its status.
+  const page = reason === undefined ? undefined : ctx.route?.errorPages?.render(r.status, reason, ctx.id);
+  const body = page ?? r.body ?? '';
+  if (page !== undefined) r = { ...r, headers: { ...r.headers, 'content-type': 'text/html; charset=utf-8' } };
   const noBody = r.status === 204 || r.status === 304 || r.status < 200;
   const head: ResponseHead = {
     status: r.status,
