@@ -4,6 +4,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CacheRegistry, HttpCache } from '../cache/cache.ts';
 import type { Plan } from '../config/compile.ts';
+import { rateLimitFallbacks } from '../middleware/rateLimit.ts';
 import {
   type Histogram,
   LATENCY_BUCKETS,
@@ -12,6 +13,7 @@ import {
   type Stats,
 } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
+import { type RedisStats, redisStats } from '../state/redis.ts';
 import type { MirrorRegistry } from '../traffic/mirror.ts';
 
 type Labels = Record<string, string | number>;
@@ -227,6 +229,61 @@ export function metricsRegistry(
       splitValues((s) => s.weight),
     ),
   );
+  // Shared state (rateLimit store: redis): per Redis server, and the fallbacks taken without it.
+  const redisView = (
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    pick: (r: RedisStats) => number,
+  ) =>
+    add(
+      view(name, help, type, () => redisStats().map((r) => ({ labels: { redis: r.url }, value: pick(r) }))),
+    );
+  redisView('gatehouse_redis_up', '1 while connected to this Redis.', 'gauge', (r) => (r.connected ? 1 : 0));
+  redisView(
+    'gatehouse_redis_circuit_open',
+    '1 while the circuit on this Redis is open (decisions skip it).',
+    'gauge',
+    (r) => (r.circuit === 'closed' ? 0 : 1),
+  );
+  redisView(
+    'gatehouse_redis_circuit_opens_total',
+    'Times the circuit on this Redis opened.',
+    'counter',
+    (r) => r.circuitOpens,
+  );
+  redisView('gatehouse_redis_calls_total', 'Decisions sent to this Redis.', 'counter', (r) => r.calls);
+  redisView(
+    'gatehouse_redis_short_circuited_total',
+    'Decisions not sent while the circuit was open.',
+    'counter',
+    (r) => r.shortCircuited,
+  );
+  add(
+    view(
+      'gatehouse_redis_errors_total',
+      'Failed Redis calls, by kind: timeout, error (connection), reply (Redis refused).',
+      'counter',
+      () =>
+        redisStats().flatMap((r) => [
+          { labels: { redis: r.url, kind: 'timeout' }, value: r.timeouts },
+          { labels: { redis: r.url, kind: 'error' }, value: r.errors },
+          { labels: { redis: r.url, kind: 'reply' }, value: r.replyErrors },
+        ]),
+    ),
+  );
+  add(
+    view(
+      'gatehouse_ratelimit_store_fallbacks_total',
+      'Rate-limit decisions made without the store (onStoreError: allow, deny or local), by middleware and action.',
+      'counter',
+      () =>
+        rateLimitFallbacks().map((f) => ({
+          labels: { middleware: f.middleware, action: f.action },
+          value: f.count,
+        })),
+    ),
+  );
   if (mirrors !== null) {
     add(
       view(
@@ -234,14 +291,12 @@ export function metricsRegistry(
         'Mirrored requests by route and outcome: sent, dropped (queue full), skipped (body not copyable), failed, compared, matched, differed, incomplete.',
         'counter',
         () =>
-          mirrors
-            .snapshot(0)
-            .routes.flatMap((r) =>
-              Object.entries(r.figures).map(([outcome, value]) => ({
-                labels: { route: r.route, outcome },
-                value,
-              })),
-            ),
+          mirrors.snapshot(0).routes.flatMap((r) =>
+            Object.entries(r.figures).map(([outcome, value]) => ({
+              labels: { route: r.route, outcome },
+              value,
+            })),
+          ),
       ),
     );
     add(
@@ -250,14 +305,12 @@ export function metricsRegistry(
         'Differences between the mirror and the client’s answer, by kind.',
         'counter',
         () =>
-          mirrors
-            .snapshot(0)
-            .routes.flatMap((r) =>
-              Object.entries(r.countsByKind).map(([kind, value]) => ({
-                labels: { route: r.route, kind },
-                value,
-              })),
-            ),
+          mirrors.snapshot(0).routes.flatMap((r) =>
+            Object.entries(r.countsByKind).map(([kind, value]) => ({
+              labels: { route: r.route, kind },
+              value,
+            })),
+          ),
       ),
     );
     add(

@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.ts';
 import { formatAddress, parseAddress } from '../config/units.ts';
 import type { Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
+import { redactUrl } from '../state/redis.ts';
 import type { MirrorRegistry } from '../traffic/mirror.ts';
 import { metricsRegistry } from './metrics.ts';
 import { cookieValues, SESSION_COOKIE, Sessions } from './session.ts';
@@ -349,6 +350,8 @@ export function redact(value: unknown, path: readonly string[] = []): unknown {
     }
     return out;
   }
+  // A password inside a URL (redis://:pw@host, https://user:pw@idp/...).
+  if (typeof value === 'string' && value.includes('://') && value.includes('@')) return redactUrl(value);
   return value;
 }
 

@@ -648,7 +648,7 @@ export const middlewareSchema = z
   })
   .meta({
     description:
-      'A middleware: exactly one of rateLimit, headers, ipFilter, cache, compress, faultInjection.',
+      'A middleware: exactly one kind: rateLimit, headers, ipFilter, cache, compress, faultInjection, basicAuth, jwt, forwardAuth, apiKey, waf, cors or securityHeaders.',
   });
 
 // ---------------------------------------------------------------- routes
@@ -1272,6 +1272,7 @@ export const ACCESS_LOG_FIELDS = [
   'upstreamMs',
   'durationMs',
   'reason',
+  'user',
   'userAgent',
   'referer',
 ] as const;
@@ -1287,7 +1288,7 @@ export const accessLogSchema = z.strictObject({
     .meta({ description: 'json (one object per line), combined (nginx’s), or template.' }),
   fields: z.array(z.enum(ACCESS_LOG_FIELDS)).min(1).optional().meta({
     description:
-      'For json: the fields, in order. Default: time, requestId, listener, clientIp, method, host, path, protocol, status, bytes, route, upstream, target, attempts, upstreamMs, durationMs, traceId (when tracing), reason (on errors).',
+      'For json: the fields, in order. Default: time, requestId, listener, clientIp, method, host, path, protocol, status, bytes, route, upstream, target, attempts, upstreamMs, durationMs, traceId (when tracing), reason (on errors), user (when an authentication middleware let the request in).',
   }),
   template: z.string().optional().meta({
     description:

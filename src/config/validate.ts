@@ -5,6 +5,7 @@
 // of errors: an exception while checking becomes one too.
 import { accessSync, constants, statSync } from 'node:fs';
 import type { z } from 'zod';
+import { authProblems } from '../auth/validate.ts';
 import { openGeoDb } from '../geo/geoip.ts';
 import { placeholderProblem } from '../pipeline/template.ts';
 import { type ConfigError, type Loaded, loadFile, loadText, type SourceMap } from './load.ts';
@@ -266,6 +267,7 @@ function semantic(raw: unknown, err: Err): void {
   }
   const upstreams = obj(c.upstreams);
   const middlewares = obj(c.middlewares);
+  rateLimitStoreCheck(c, err);
   const listenerNames = new Map<string, number>();
   const addresses = new Map<string, number>();
   arr(c.listeners).forEach((lv, i) => {
@@ -327,6 +329,7 @@ function semantic(raw: unknown, err: Err): void {
         for (const [k, v] of Object.entries(obj(obj(h[dir])[op])))
           templateCheck(v, ['middlewares', name, 'headers', dir, op, k]);
   }
+  authChecks(middlewares, err);
   for (const [name, mv] of Object.entries(middlewares)) {
     const f = obj(mv).ipFilter;
     if (f === undefined) continue;
@@ -473,3 +476,20 @@ function hintFrom(word: string, names: Iterable<string>): string {
 export const regexProblem: (source: string) => string | undefined = userRegexProblem;
 
 export type { ConfigError, SourceMap };
+
+/** rateLimit store: redis needs the top-level redis block (its URL, timeout and key prefix). */
+function rateLimitStoreCheck(c: Raw, err: Err): void {
+  if (c.redis !== undefined) return;
+  for (const [name, mv] of Object.entries(obj(c.middlewares))) {
+    if (obj(obj(mv).rateLimit).store === 'redis')
+      err(
+        ['middlewares', name, 'rateLimit', 'store'],
+        'store: redis needs the top-level redis block (redis: { url: "redis://127.0.0.1:6379" })',
+      );
+  }
+}
+
+/** The authentication middlewares (auth/validate.ts): htpasswd and key files, header names, keys. */
+function authChecks(middlewares: Raw, err: Err): void {
+  for (const p of authProblems(middlewares)) err(['middlewares', ...p.path], p.reason);
+}

@@ -21,6 +21,7 @@
 // A route keeps, per stage, only the middlewares that have that hook (null when none), so a route
 // without middlewares pays nothing for the mechanism.
 import type { CacheRegistry } from '../cache/cache.ts';
+import type { RedisConfig } from '../config/schema.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import type { Responder } from '../pipeline/responder.ts';
 
@@ -46,6 +47,8 @@ export interface BuildEnv {
   onClose(fn: () => void): void;
   /** The running process's caches (kept across reloads); null when the Plan only explains or validates. */
   readonly caches: CacheRegistry | null;
+  /** The top-level redis block (rateLimit store: redis leases its client from src/state/redis.ts); undefined without one. */
+  readonly redis?: RedisConfig;
 }
 
 export interface MiddlewareKind<C> {

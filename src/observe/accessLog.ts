@@ -5,6 +5,7 @@
 // A file is reopened on reopen() (SIGUSR1, after logrotate moved it); what is buffered is written
 // on close() and on exit.
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { authUser } from '../auth/common.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 
 const MAX_BUFFER = 64 * 1024;
@@ -132,7 +133,7 @@ export function accessLine(ctx: RequestContext, now: number): string {
     `,"target":${ctx.target ? q(ctx.target.id) : 'null'},"attempts":${ctx.attempts}` +
     `,"upstreamMs":${ctx.upstreamMs < 0 ? 'null' : hundredths(ctx.upstreamMs)},"durationMs":${hundredths(now - ctx.start)}` +
     `${ctx.trace !== null ? `,"traceId":"${ctx.trace.traceId}"` : ''}` +
-    `${err ? `,"reason":"${err.reason}"` : ''}}\n`
+    `${err ? `,"reason":"${err.reason}"` : ''}${userField(ctx)}}\n`
   );
 }
 
@@ -177,6 +178,17 @@ export const FIELDS = {
     text: (c, now) => String(hundredths(now - c.start)),
   },
   reason: { json: (c) => (c.error ? `"${c.error.reason}"` : 'null'), text: (c) => c.error?.reason ?? '-' },
+  // Who the authentication middlewares let in: the Basic user, the JWT's sub, the API key's name.
+  user: {
+    json: (c) => {
+      const u = authUser(c);
+      return u === undefined ? 'null' : q(u);
+    },
+    text: (c) => {
+      const u = authUser(c);
+      return u === undefined || u === '' ? '-' : u.replace(/[\s"\\]/g, '_');
+    },
+  },
   userAgent: { json: (c) => q(header(c, 'user-agent')), text: (c) => header(c, 'user-agent') || '-' },
   referer: { json: (c) => q(header(c, 'referer')), text: (c) => header(c, 'referer') || '-' },
 } satisfies Record<
@@ -187,7 +199,7 @@ export const FIELDS = {
 export type FieldName = keyof typeof FIELDS;
 
 /** nginx's `combined` format (the path without its query: queries often carry tokens). */
-export const COMBINED = '$clientIp - - [$timeLocal] "$request" $status $bytes "$referer" "$userAgent"';
+export const COMBINED = '$clientIp - $user [$timeLocal] "$request" $status $bytes "$referer" "$userAgent"';
 
 /**
  * The line function for a log config: the default JSON line, JSON with chosen fields, or a text
@@ -260,4 +272,9 @@ function clfTime(ms = Date.now()): string {
 /** The upstream a request went to (a split's chosen side), or its route's backend (static, redirect, ...). */
 export function backendOf(ctx: RequestContext): string {
   return ctx.upstream?.name ?? ctx.route?.backend ?? '';
+}
+
+function userField(ctx: RequestContext): string {
+  const u = authUser(ctx);
+  return u === undefined ? '' : `,"user":${q(u)}`;
 }

@@ -14,11 +14,14 @@ export function workersProblem(config: Config, n: number): string | undefined {
   const port0 = config.listeners.find((l) => parseAddress(l.address)?.port === 0);
   if (port0)
     return `listener ${port0.name}: port 0 picks a different port in every worker; give a fixed port`;
-  const limited = Object.entries(config.middlewares).find(([, m]) => m.rateLimit !== undefined);
+  // store: redis shares one bucket per key across workers (and nodes); memory keeps one per process.
+  const limited = Object.entries(config.middlewares).find(
+    ([, m]) => m.rateLimit !== undefined && m.rateLimit.store !== 'redis',
+  );
   if (limited) {
     return (
       `middleware ${limited[0]}: rateLimit counts per process, so with ${n} workers one client could get ` +
-      `up to ${n}x its limit; run one worker until rate limits share state across workers`
+      `up to ${n}x its limit; use store: redis (one bucket per key for every worker and node) or run one worker`
     );
   }
   const disk = Object.entries(config.middlewares).find(([, m]) => m.cache?.store === 'disk');
