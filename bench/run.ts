@@ -8,6 +8,7 @@
 //   compress-br     the same with brotli (quality 4), Accept-Encoding: br;
 //   static          a 100-byte and a 1 MiB file served from disk by the server itself (no upstream);
 //   cache-order     Gatehouse only: cache and compress on one route in both orders, 100 KiB JSON, gzip.
+//   waf             Gatehouse only: the same route with and without the WAF (paranoia 1 and 3).
 // BENCH_ONLY: comma-separated; a group name (plain, cache, compress-gzip, compress-br, static,
 // cache-order, or compress for both compress-*) selects groups, anything else is a row-name prefix
 // (gatehouse, nginx, ...). Everything listens on 127.0.0.1 and stops by itself.
@@ -34,7 +35,7 @@ import {
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const GROUPS = ['plain', 'cache', 'compress-gzip', 'compress-br', 'static', 'cache-order'];
+const GROUPS = ['plain', 'cache', 'compress-gzip', 'compress-br', 'static', 'cache-order', 'waf'];
 /** Selectors naming several groups. `cache` is the cache-hit group only, not `cache-order`. */
 const FAMILIES: Record<string, string[]> = { compress: ['compress-gzip', 'compress-br'] };
 const groupsOf = (s: string) => FAMILIES[s] ?? (GROUPS.includes(s) ? [s] : []);
@@ -653,6 +654,29 @@ const allGroups: Group[] = [
         acceptEncoding: 'gzip',
         encoding: 'gzip',
         verify: expectGzipHit,
+      },
+    ],
+  },
+  {
+    key: 'waf',
+    tables: [
+      {
+        short: 'waf 100 B',
+        title:
+          'The same route with and without the WAF: 100 B answers to a GET with a query (`?q=blue+shoes&page=2&sort=price`)',
+        path: '/100b?q=blue+shoes&page=2&sort=price',
+      },
+    ],
+    note: 'The cost of inspection per request: the path, the query, the headers and cookies of each request are decoded and scanned (no body on these GETs). Ratios are the route without the WAF over each row.',
+    proxies: [
+      { name: 'gatehouse', start: (port) => startGatehouse(port) },
+      {
+        name: 'gatehouse + waf, paranoia 1',
+        start: (port) => startGatehouse(port, { middleware: '{ waf: { mode: block, paranoia: 1 } }' }),
+      },
+      {
+        name: 'gatehouse + waf, paranoia 3',
+        start: (port) => startGatehouse(port, { middleware: '{ waf: { mode: block, paranoia: 3 } }' }),
       },
     ],
   },
