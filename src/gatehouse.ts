@@ -28,6 +28,7 @@ import { createTlsFrontend } from './server/tls.ts';
 import { MirrorRegistry } from './traffic/mirror.ts';
 import type { Target } from './upstream/target.ts';
 import type { Upstream } from './upstream/upstream.ts';
+import { wafEvents, wafLogLine } from './waf/events.ts';
 
 export interface BoundListener {
   name: string;
@@ -63,6 +64,7 @@ export class Gatehouse {
   readonly #slots: ListenerSlot[] = [];
   readonly #rt: Runtime;
   readonly #say: (msg: string) => void;
+  #unsubscribe: (() => void) | null = null;
   /** Swapped-out Plans that still have requests running. */
   readonly #retired = new Set<Plan>();
   #closing: Promise<void> | undefined;
@@ -133,6 +135,8 @@ export class Gatehouse {
       mirrors,
     };
     const gh = new Gatehouse(rt, say);
+    // Every WAF block or detection is a process log line (rule, where, the matched part, truncated).
+    gh.#unsubscribe = wafEvents.onEvent((e) => say(wafLogLine(e)));
     try {
       for (const l of config.listeners) await gh.#listen(l, config, opts.reusePort ?? false);
       if (config.admin && rt.stats !== null) {
@@ -307,6 +311,7 @@ export class Gatehouse {
   close(graceMs = this.#rt.plan.config.shutdownGracePeriod): Promise<void> {
     this.#closing ??= (async () => {
       const rt = this.#rt;
+      this.#unsubscribe?.();
       const closed = this.#servers.map(
         (s) => new Promise<void>((r) => (s.server.listening ? s.server.close(() => r()) : r())),
       );

@@ -15,6 +15,7 @@ import {
 import type { Tracer } from '../observe/tracing.ts';
 import { type RedisStats, redisStats } from '../state/redis.ts';
 import type { MirrorRegistry } from '../traffic/mirror.ts';
+import { wafEvents } from '../waf/events.ts';
 
 type Labels = Record<string, string | number>;
 interface Value {
@@ -282,6 +283,17 @@ export function metricsRegistry(
           labels: { middleware: f.middleware, action: f.action },
           value: f.count,
         })),
+    ),
+  );
+  add(
+    view(
+      'gatehouse_waf_matches_total',
+      'WAF matches by rule class and action: blocked (403), detected (detect mode, let through), scored (below the threshold).',
+      'counter',
+      () =>
+        wafEvents
+          .counts()
+          .map((c) => ({ labels: { rule_class: c.rule_class, action: c.action }, value: c.value })),
     ),
   );
   if (mirrors !== null) {

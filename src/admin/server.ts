@@ -15,6 +15,7 @@ import type { Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
 import { redactUrl } from '../state/redis.ts';
 import type { MirrorRegistry } from '../traffic/mirror.ts';
+import { wafEvents } from '../waf/events.ts';
 import { metricsRegistry } from './metrics.ts';
 import { cookieValues, SESSION_COOKIE, Sessions } from './session.ts';
 
@@ -166,6 +167,15 @@ export async function startAdmin(
             mirrors: ctx.mirrors?.snapshot(20) ?? { routes: [], diffs: [] },
           });
       }
+    }
+    if (path === '/api/v1/waf') {
+      if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+      const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 100) || 100));
+      return json(res, 200, {
+        counts: wafEvents.counts(),
+        rules: wafEvents.ruleCounts(),
+        recent: wafEvents.recent(limit),
+      });
     }
     if (path === '/api/v1/mirror/diffs') {
       if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });

@@ -2,6 +2,7 @@
 // gatehouse.schema.json for editors (z.toJSONSchema, input side). Durations and sizes are strings in
 // the file and numbers (ms, bytes) after parsing, so the runtime never parses units.
 import { z } from 'zod';
+import { RULE_CLASSES, ruleIndex } from '../waf/rules.ts';
 import {
   DURATION_RE,
   parseAddress,
@@ -508,6 +509,10 @@ export const wafSchema = z.strictObject({
       z.strictObject({
         rule: z
           .string()
+          .refine(
+            (r) => (RULE_CLASSES as readonly string[]).includes(r) || ruleIndex(r) >= 0,
+            'not a WAF rule id or class (docs/waf.md lists them: sqli-001, ..., or sqli, xss, traversal, rce, protocol)',
+          )
           .meta({ description: 'A rule id, or a class (sqli, xss, traversal, rce, protocol).' }),
         paths: z
           .array(z.string())

@@ -5,6 +5,19 @@
 import type { IncomingMessage } from 'node:http';
 import type { RequestContext } from './context.ts';
 
+/** An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed). */
+export function h2HasBody(req: IncomingMessage): boolean {
+  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+  return stream !== undefined && stream.endAfterHeaders === false;
+}
+
+/** The request has a body: a Content-Length above 0, Transfer-Encoding, or an HTTP/2 stream still open. */
+export function hasRequestBody(req: IncomingMessage): boolean {
+  const cl = req.headers['content-length'];
+  if (cl !== undefined) return cl !== '0' && cl !== '';
+  return req.headers['transfer-encoding'] !== undefined || h2HasBody(req);
+}
+
 /**
  * Reads the body until `max` bytes (or its end) into ctx.body; ctx.bodyComplete says whether that
  * was all of it. Resolves with ctx.body. Rejects when the client goes away or the body breaks.

@@ -18,6 +18,7 @@ import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { MirrorConfig } from '../config/schema.ts';
+import { h2HasBody } from '../pipeline/body.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
 import { type OutHeaders, type Responder, ResponderFilter } from '../pipeline/responder.ts';
@@ -312,12 +313,6 @@ export class Mirror {
 function counter(): () => number {
   let n = 0;
   return () => ++n;
-}
-
-/** An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed). */
-function h2HasBody(req: IncomingMessage): boolean {
-  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
-  return stream !== undefined && stream.endAfterHeaders === false;
 }
 
 /** One answer as noted for the comparison. */
