@@ -395,7 +395,13 @@ export function storedHeaders(h: StoredHeaders, opts: PolicyOptions): StoredHead
  * Set-Cookie, which answers the one client whose request was the revalidation (it goes to that
  * client only, never into what others are served).
  */
-const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding', 'set-cookie']);
+const NOT_UPDATED = new Set([
+  'content-length',
+  'content-encoding',
+  'content-range',
+  'transfer-encoding',
+  'set-cookie',
+]);
 
 /**
  * §4.3.4: does a 304 identify this stored response? By a strong ETag when the 304 has one; else by

@@ -161,7 +161,7 @@ export class CacheStore {
       stem,
       fd: -1,
       temp: '',
-      reserved: declared > 0 ? declared : 0,
+      reserved: Math.max(declared, 0),
     };
     if (!this.reserve(e.cost + e.reserved)) return null;
     if (this.dir !== null) {
@@ -459,7 +459,9 @@ function validMeta(m: unknown): boolean {
     Object.values(h).every((v) => isStr(v) || (Array.isArray(v) && v.every(isStr))) &&
     f !== null &&
     typeof f === 'object' &&
-    ['responseTime', 'initialAge', 'lifetime', 'staleWhileRevalidate', 'staleIfError'].every((k) => isNum(f[k])) &&
+    ['responseTime', 'initialAge', 'lifetime', 'staleWhileRevalidate', 'staleIfError'].every((k) =>
+      isNum(f[k]),
+    ) &&
     typeof f.noCache === 'boolean' &&
     typeof f.mustRevalidate === 'boolean'
   );

@@ -80,7 +80,11 @@ export interface Shared {
  */
 export function compile(config: Config, stats: Stats | null = null, shared: Shared | null = null): Plan {
   const closers: (() => void)[] = [];
-  const env = { onClose: (fn: () => void) => closers.push(fn), caches: shared?.caches ?? null, redis: config.redis };
+  const env = {
+    onClose: (fn: () => void) => closers.push(fn),
+    caches: shared?.caches ?? null,
+    redis: config.redis,
+  };
 
   const upstreams = new Map<string, Upstream>();
   for (const [name, u] of Object.entries(config.upstreams))

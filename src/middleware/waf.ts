@@ -4,7 +4,6 @@
 // rest still streams to the upstream. Each matching rule adds its score once; at `threshold` the
 // request is refused with 403 waf_blocked (mode block) or sent on with `x-gatehouse-waf: <score>;
 // rules=<ids>` (mode detect). Blocks and detections go to the event sink in waf/events.ts.
-import type { IncomingMessage } from 'node:http';
 import type { WafConfig } from '../config/schema.ts';
 import { hasRequestBody, peekBody } from '../pipeline/body.ts';
 import type { RequestContext } from '../pipeline/context.ts';

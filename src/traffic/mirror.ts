@@ -14,7 +14,6 @@
 // under way by maxInflight (a copy beyond it is dropped and counted, never queued), bodies kept by
 // compare.maxBody per side, and the recorded differences by a ring of compare.keep per route.
 import { createHash, type Hash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { MirrorConfig } from '../config/schema.ts';

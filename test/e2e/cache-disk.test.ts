@@ -63,7 +63,10 @@ upstreams: { u: { targets: [{ url: "${up}" }] } }
 const HOST = 'cache.test';
 
 async function get(gh: Running, path: string, headers: Record<string, string> = {}, method = 'GET') {
-  const r = await request(`${gh.url()}${path}`, { method: method as 'GET', headers: { host: HOST, ...headers } });
+  const r = await request(`${gh.url()}${path}`, {
+    method: method as 'GET',
+    headers: { host: HOST, ...headers },
+  });
   return {
     status: r.statusCode,
     headers: r.headers,

@@ -278,7 +278,10 @@ test('fault injection: abort by percentage; by header only where allowed, and th
   // An injected status with an error page gets the page, as Gatehouse's own answers do.
   const paged = await send(`${gh.url()}/fault`, { headers: { 'x-gatehouse-fault': 'abort=503' } });
   assert.equal(paged.status, 503);
-  assert.match(paged.body, /^<h1>Sorry: 503 Service Unavailable<\/h1><p>id [0-9a-f-]+ \(fault_injected\)<\/p>$/);
+  assert.match(
+    paged.body,
+    /^<h1>Sorry: 503 Service Unavailable<\/h1><p>id [0-9a-f-]+ \(fault_injected\)<\/p>$/,
+  );
   const t0 = performance.now();
   const d = await send(`${gh.url()}/fault`, { headers: { 'x-gatehouse-fault': 'delay=150ms' } });
   assert.equal(d.status, 200);
