@@ -1,6 +1,7 @@
 // What the authentication middlewares share: who the request was authenticated as (for the access
 // log), challenge syntax, and the rules for header values they send upstream.
 import type { RequestContext } from '../pipeline/context.ts';
+import { HOP_BY_HOP } from '../pipeline/forwarding.ts';
 
 /**
  * `ctx.vars` key of the authenticated identity: the basicAuth user, the JWT's `sub`, the apiKey's
@@ -54,15 +55,7 @@ export function countHeader(rawHeaders: readonly string[], name: string): number
  * framing, and the forwarding headers the proxy writes itself.
  */
 export const RESERVED_HEADERS: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'upgrade',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'http2-settings',
+  ...HOP_BY_HOP,
   'host',
   'content-length',
   'expect',
