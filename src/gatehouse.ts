@@ -10,6 +10,7 @@ import { compile, type Plan } from './config/compile.ts';
 import { splitReload } from './config/reloadable.ts';
 import type { Config } from './config/schema.ts';
 import { formatAddress, parseAddress } from './config/units.ts';
+import { Limits } from './limits/index.ts';
 import { LineWriter, type LogSink, lineFormat } from './observe/accessLog.ts';
 import { Stats } from './observe/stats.ts';
 import { Tracer } from './observe/tracing.ts';
@@ -82,6 +83,10 @@ export class Gatehouse {
     return this.#rt.plan;
   }
 
+  get limits(): Limits {
+    return this.#rt.limits;
+  }
+
   get inflight(): number {
     return this.#rt.inflight;
   }
@@ -133,6 +138,7 @@ export class Gatehouse {
       tunnels: new Set(),
       caches,
       mirrors,
+      limits: new Limits(config.limits),
     };
     const gh = new Gatehouse(rt, say);
     // Every WAF block or detection is a process log line (rule, where, the matched part, truncated).
@@ -147,6 +153,7 @@ export class Gatehouse {
             plan: () => rt.plan,
             caches,
             mirrors,
+            limits: rt.limits,
             reloads: () => ({ count: gh.#reloads, last: gh.#lastReload }),
           });
         } catch (err) {
@@ -344,6 +351,7 @@ export class Gatehouse {
       await Promise.all([...this.#retired].map((p) => p.close()));
       await this.admin?.close();
       await rt.tracer?.flush();
+      rt.limits.close();
       rt.log?.close();
     })();
     return this.#closing;

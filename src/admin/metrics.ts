@@ -4,6 +4,7 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { CacheRegistry, HttpCache } from '../cache/cache.ts';
 import type { Plan } from '../config/compile.ts';
+import type { Limits } from '../limits/index.ts';
 import { rateLimitFallbacks } from '../middleware/rateLimit.ts';
 import {
   type Histogram,
@@ -66,6 +67,7 @@ export function metricsRegistry(
   version: string,
   caches: CacheRegistry | null = null,
   mirrors: MirrorRegistry | null = null,
+  limits: Limits | null = null,
 ): Registry {
   const reg = new Registry();
   collectDefaultMetrics({ register: reg });
@@ -296,6 +298,8 @@ export function metricsRegistry(
           .map((c) => ({ labels: { rule_class: c.rule_class, action: c.action }, value: c.value })),
     ),
   );
+  // Abuse limits: refused connections, slow bodies, the per-client budget, bans (src/limits).
+  if (limits !== null) for (const f of limits.metrics()) add(view(f.name, f.help, f.type, f.values));
   if (mirrors !== null) {
     add(
       view(

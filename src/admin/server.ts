@@ -7,10 +7,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { CacheRegistry, PurgeSelector } from '../cache/cache.ts';
 import type { Plan } from '../config/compile.ts';
 import type { Config } from '../config/schema.ts';
 import { formatAddress, parseAddress } from '../config/units.ts';
+import type { Limits } from '../limits/index.ts';
 import type { Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
 import { redactUrl } from '../state/redis.ts';
@@ -39,6 +41,8 @@ export interface AdminContext {
   caches?: CacheRegistry;
   /** The mirrors' figures and differences. */
   mirrors?: MirrorRegistry;
+  /** Connection caps, the per-client budget and the ban list (src/limits). */
+  limits?: Limits;
 }
 
 export interface AdminServer {
@@ -70,6 +74,7 @@ export async function startAdmin(
     VERSION,
     ctx.caches ?? null,
     ctx.mirrors ?? null,
+    ctx.limits ?? null,
   );
   const dashboard = readFileSync(DASHBOARD, 'utf8').replace('</header>', `${SIGN_OUT}</header>`);
 
@@ -167,6 +172,39 @@ export async function startAdmin(
             mirrors: ctx.mirrors?.snapshot(20) ?? { routes: [], diffs: [] },
           });
       }
+    }
+    if (path === '/api/v1/bans' || path.startsWith('/api/v1/bans/')) {
+      const bans = ctx.limits?.bans ?? null;
+      if (bans === null)
+        return json(res, 404, { error: 'not_found', message: 'bans are off (limits.ban is not configured)' });
+      if (path === '/api/v1/bans') {
+        if (method === 'GET') return json(res, 200, bans.list());
+        if (method !== 'POST') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET, POST' });
+      } else if (method !== 'DELETE')
+        return json(res, 405, { error: 'method_not_allowed' }, { allow: 'DELETE' });
+      if (!viaBearer)
+        return json(res, 403, { error: 'forbidden', message: 'changes need the Authorization header' });
+      if (method === 'DELETE') {
+        const ip = decodeURIComponent(path.slice('/api/v1/bans/'.length));
+        return bans.lift(ip)
+          ? json(res, 200, { address: ip, lifted: true })
+          : json(res, 404, { error: 'not_found', message: 'that address is not banned' });
+      }
+      let body: { address?: unknown; seconds?: unknown };
+      try {
+        body = JSON.parse(await readBody(req, 4096));
+      } catch {
+        body = {};
+      }
+      const address = typeof body.address === 'string' ? body.address : '';
+      const seconds = body.seconds === undefined ? undefined : Number(body.seconds);
+      if (isIP(address) === 0 || (seconds !== undefined && !(seconds > 0)))
+        return json(res, 400, {
+          error: 'bad_request',
+          message: 'expected {"address": "<IP>", "seconds": <number, optional>}',
+        });
+      const b = bans.ban(address, seconds === undefined ? undefined : seconds * 1000);
+      return json(res, 200, b);
     }
     if (path === '/api/v1/waf') {
       if (method !== 'GET') return json(res, 405, { error: 'method_not_allowed' }, { allow: 'GET' });

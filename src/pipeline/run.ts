@@ -8,6 +8,7 @@
 // (upstream/tunnel.ts). Every error answer goes through one writer (respond.ts), and the `log`
 // stage runs exactly once, when the responder closes.
 import type { IncomingMessage } from 'node:http';
+import { enterUpstream, noteOffence, refuseBanned } from '../limits/index.ts';
 import type { LocalResponse, Middleware } from '../middleware/types.ts';
 import { requestId } from '../observe/requestId.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
@@ -65,6 +66,7 @@ export function handleRequest(
 
   // ---- accept (request head)
   identifyClient(ctx, listener);
+  if (refuseBanned(rt, ctx)) return;
   if (refuse !== null) return fail(rt, ctx, refuse, true);
   // An upgrade with a body would leave the target reading the client's next bytes as that body.
   if (
@@ -219,7 +221,10 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
   }
 
   // ---- send, response: an exchange, or for an upgrade a tunnel
-  if (ctx.upgrade !== null) return splice(rt, ctx, ureq);
+  if (ctx.upgrade !== null) {
+    if (!enterUpstream(rt, ctx)) return;
+    return splice(rt, ctx, ureq);
+  }
   if (route.errorPages?.intercepts) ctx.res = new InterceptFilter(ctx.res, route.errorPages, ctx);
   const mirror = route.mirror;
   if (mirror?.wants(ctx)) return mirrored(rt, ctx, ureq, mirror);
@@ -266,6 +271,7 @@ function finish(rt: Runtime, slot: ListenerSlot, ctx: RequestContext): void {
       if (!res.headersSent) ctx.status = 499;
     }
   }
+  if (ctx.error !== undefined) noteOffence(rt, ctx);
   const now = performance.now();
   if (rt.log !== null) rt.log.write(rt.line(ctx, now));
   if (rt.stats !== null) {

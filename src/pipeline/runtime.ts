@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { CacheRegistry } from '../cache/cache.ts';
 import type { ListenerPlan, Plan } from '../config/compile.ts';
+import type { Limits } from '../limits/index.ts';
 import type { LogSink } from '../observe/accessLog.ts';
 import type { ListenerStats, Stats } from '../observe/stats.ts';
 import type { Tracer } from '../observe/tracing.ts';
@@ -29,6 +30,8 @@ export interface Runtime {
   readonly caches: CacheRegistry;
   /** The mirrors' figures and recorded differences, kept across reloads. */
   readonly mirrors: MirrorRegistry;
+  /** Abuse limits: connection gates, bans, the client upstream budget, the body rate (kept across reloads). */
+  readonly limits: Limits;
 }
 
 /** One listener's view of the running Gatehouse: held by its server, updated on reload. */

@@ -10,8 +10,9 @@ import {
   type Http2ServerResponse,
   type Http2Session,
 } from 'node:http2';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { LimitsConfig } from '../config/schema.ts';
+import { gateConnections, gatedListeners, gateFor } from '../limits/index.ts';
 import type { Reason } from '../pipeline/errors.ts';
 import { NodeResponder, SocketResponder } from '../pipeline/responder.ts';
 import { handleRequest } from '../pipeline/run.ts';
@@ -62,6 +63,13 @@ export function requestHandler(rt: Runtime, slot: ListenerSlot) {
  */
 export function attach(server: EventEmitter, rt: Runtime, slot: ListenerSlot): void {
   countConnections(server, slot);
+  // The listener's connection gate (limits/gate.ts) in front of every connection listener so far:
+  // node:http's or TLS's, and the count above, so that a refused connection reaches none of them.
+  const gate = gateFor(rt, slot);
+  gateConnections(server as NetServer, gate);
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') gate.handshakeTimeouts++;
+  });
   // WebSocket upgrades go through the request path; any other Upgrade is served as plain HTTP/1.1.
   (server as unknown as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
     isWebSocketUpgrade;
@@ -145,16 +153,23 @@ export function enableH2c(
   l: { http2Limits: Http2Limits },
 ): { closeIdle(): void; closeAll(): void } {
   const h2c = createH2c(rt, slot, limits, l);
-  const [http1] = server.listeners('connection') as ((socket: Socket) => void)[];
-  server.removeListener('connection', http1);
-  server.prependListener('connection', (socket: Socket) =>
+  // node:http's connection listener is the first one: behind the listener's gate when it has one
+  // (attach), so the sniffing takes its place there and refused connections are never sniffed.
+  const gated = gatedListeners(server);
+  const listeners = gated ?? (server.listeners('connection') as ((socket: Socket) => void)[]);
+  const http1 = listeners[0];
+  const sniff = (socket: Socket) =>
     sniffPreface(
       socket,
       limits.headerTimeout,
       (s) => h2c.server.emit('connection', s),
       (s) => http1.call(server, s),
-    ),
-  );
+    );
+  if (gated !== null) gated[0] = sniff;
+  else {
+    server.removeListener('connection', http1);
+    server.prependListener('connection', sniff);
+  }
   return {
     closeIdle() {
       server.closeIdleConnections();

@@ -241,8 +241,8 @@ export function createTlsFrontend(
     rejectUnauthorized: auth?.mode === 'require',
     ca: clientCa,
     maxSessionMemory: 10,
-    // A connection that never completes its handshake is closed like one that never sends a head.
-    handshakeTimeout: limits.headerTimeout,
+    // A connection that does not complete its handshake in time is closed ('tlsClientError' below).
+    handshakeTimeout: limits.tlsHandshakeTimeout,
     ...http2Options(limits, l.http2Limits),
   } as Parameters<typeof createSecureServer>[0]);
   // HTTP/1.1 on this server uses Node's HTTP/1 connection handling, which reads these properties.

@@ -12,8 +12,9 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { enterUpstream, watchBodyRate } from '../limits/index.ts';
 import { fail } from '../pipeline/answer.ts';
-import { peekedThenRest } from '../pipeline/body.ts';
+import { h2HasBody, peekedThenRest } from '../pipeline/body.ts';
 import type { RequestContext, ResponseHead, UpstreamRequest } from '../pipeline/context.ts';
 import { classifyUpstreamError, ProxyError } from '../pipeline/errors.ts';
 import { connectionListed, HOP_BY_HOP } from '../pipeline/forwarding.ts';
@@ -29,6 +30,9 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
   const req = ctx.req;
   const upstream = ctx.upstream as Upstream;
   const target = ctx.target as Target;
+  // limits.upstreamConnectionsPerClient (limits/index.ts): over it, 429 client_upstream_limit has
+  // been answered; within it, a slot is held until the responder closes.
+  if (!enterUpstream(rt, ctx)) return;
   if (upstream.overflowing(target)) {
     upstream.overflows++;
     return fail(
@@ -56,18 +60,14 @@ export function forward(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest)
     });
     req.once('end', () => req.setTimeout(0));
   }
+  // limits.minRequestBodyRate: a body still arriving is measured until it ends (408 when too slow).
+  if (bodyKind !== 'none' && !ctx.bodyComplete) watchBodyRate(rt, ctx);
   upstream.active++;
   upstream.retry.budget.request();
   new Exchange(rt, ctx, ureq, upstream, bodyKind).send(target);
 }
 
 type BodyKind = 'none' | 'length' | 'chunked';
-
-/** An HTTP/2 request has a body unless its HEADERS frame ended the stream (no Content-Length needed). */
-function h2HasBody(req: IncomingMessage): boolean {
-  const stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
-  return stream !== undefined && stream.endAfterHeaders === false;
-}
 
 /** gRPC status fields, which a trailers-only response carries in its headers. */
 const GRPC_STATUS_FIELDS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];

@@ -1280,7 +1280,7 @@ upstreams: { g: { targets: [{ url: "http://127.0.0.1:${(garbage.address() as Add
   }, async (t) => {
     const c = getCerts();
     const gh = await start(`${listenersYaml(c, engine)}
-limits: { headerTimeout: 300ms, keepAliveTimeout: 1s }
+limits: { headerTimeout: 300ms, keepAliveTimeout: 1s, tlsHandshakeTimeout: 300ms }
 routes: [{ name: all, upstream: u }]
 upstreams: { u: { targets: [{ url: "http://127.0.0.1:1" }] } }
   `);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { CacheRegistry } from '../../src/cache/cache.ts';
 import { compile, type ListenerPlan } from '../../src/config/compile.ts';
 import { validateText } from '../../src/config/validate.ts';
+import { Limits } from '../../src/limits/index.ts';
 import type { Middleware } from '../../src/middleware/types.ts';
 import { accessLine, MemorySink } from '../../src/observe/accessLog.ts';
 import { NodeResponder } from '../../src/pipeline/responder.ts';
@@ -83,6 +84,7 @@ upstreams: { u: { targets: [{ url: "${up.url}" }] } }
     tunnels: new Set(),
     caches: new CacheRegistry(),
     mirrors: new MirrorRegistry(),
+    limits: new Limits(plan.config.limits),
   };
   const slot = { plan: listener, stats: null };
   const server = createServer((req, res) =>

@@ -9,6 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Http2Server } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { LimitsConfig } from '../../config/schema.ts';
+import { gateConnections, gateFor } from '../../limits/index.ts';
 import type { Reason } from '../../pipeline/errors.ts';
 import type { OutHeaders, Responder } from '../../pipeline/responder.ts';
 import { chain, SocketResponder } from '../../pipeline/responder.ts';
@@ -33,6 +34,14 @@ import { type BodySource, H1Request } from './request.ts';
 
 /** node:http's default cap on header fields. */
 const MAX_HEADER_COUNT = 2000;
+
+/**
+ * Lingering close: after an answer that leaves a request body unread (413, 408, a 429 before the
+ * body), the connection is ended on our side and what the client still sends is read and dropped,
+ * so that it sees the answer rather than a reset; a client that keeps sending (or never closes its
+ * side) is cut off after this long. (nginx: lingering_timeout 5 s.)
+ */
+const LINGER_MS = 5000;
 
 const PARSE_ERRORS: Record<number, Reason> = {
   400: 'bad_request',
@@ -97,10 +106,12 @@ export class H1Server {
   }
 }
 
-/** A plain HTTP listener on the engine. */
+/** A plain HTTP listener on the engine, behind the listener's connection gate (limits/gate.ts). */
 export function createH1Server(h1: H1Server): Server {
   // allowHalfOpen: a client that half-closes after its request still gets the answer.
-  return createServer({ allowHalfOpen: true, noDelay: true }, h1.accept);
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, h1.accept);
+  gateConnections(server, gateFor(h1.rt, h1.slot));
+  return server;
 }
 
 class H1Connection implements H1Handler, BodySource {
@@ -116,6 +127,8 @@ class H1Connection implements H1Handler, BodySource {
   /** When the current head began (ms); 0 between requests. */
   headStart = 0;
   keepAlive = true;
+  /** The connection was ended by us with the client's body unread: it is destroyed after LINGER_MS. */
+  lingering = false;
   /** The current request's body is complete. */
   messageDone = false;
   /** The current request is a WebSocket upgrade: the tunnel takes the socket when its head is parsed. */
@@ -169,6 +182,7 @@ class H1Connection implements H1Handler, BodySource {
       this.parsing = true;
       const n = this.parser.execute(buf);
       this.parsing = false;
+      if (this.lingering) return;
       if (n === ERROR) return this.malformed();
       if (this.upgrading && this.parser.upgraded) return this.startUpgrade(buf.subarray(n));
       if (this.parser.upgraded) this.parser.resume(); // an Upgrade other than WebSocket: plain HTTP/1.1
@@ -196,6 +210,8 @@ class H1Connection implements H1Handler, BodySource {
   // ---- parser events
 
   onHead(method: string, target: string, minor: number, raw: string[], flags: number): void {
+    // Pipelined behind an answer that ended the connection: dropped with the rest.
+    if (this.lingering) return;
     const srv = this.server;
     this.headStart = 0;
     this.socket.setTimeout(0);
@@ -267,7 +283,10 @@ class H1Connection implements H1Handler, BodySource {
     this.expectContinue = false;
     if (close || !this.keepAlive || this.clientEnded || !this.messageDone || this.server.closing) {
       // Not reusable: asked to close, or the request body was not read to its end.
-      if (!this.messageDone) req.abortBody(abortedError());
+      if (!this.messageDone) {
+        req.abortBody(abortedError());
+        this.linger();
+      }
       this.socket.end();
       return;
     }
@@ -289,6 +308,7 @@ class H1Connection implements H1Handler, BodySource {
     // As node:http (without httpAllowHalfOpen): a client that ends its side has gone; a request
     // still running is aborted, and so is its upstream exchange.
     this.clientEnded = true;
+    if (this.lingering) return void this.socket.destroy();
     if (this.req !== null) {
       this.socket.destroy();
       return;
@@ -297,7 +317,19 @@ class H1Connection implements H1Handler, BodySource {
     this.socket.end();
   };
 
+  /** Ends reading for good: what the client still sends is dropped, for LINGER_MS at most. */
+  linger(): void {
+    const socket = this.socket;
+    this.lingering = true;
+    this.rest = null;
+    socket.off('data', this.onData);
+    socket.on('data', discard);
+    socket.setTimeout(LINGER_MS);
+    socket.resume();
+  }
+
   readonly onTimeout = (): void => {
+    if (this.lingering) return void this.socket.destroy();
     if (this.req !== null) return;
     if (this.parser.idle && this.rest === null) this.socket.destroy();
     else this.refuse('request_timeout');
@@ -360,6 +392,10 @@ class H1Connection implements H1Handler, BodySource {
     this.keepAlive = false;
     handleRequest(srv.rt, srv.slot, req as never, res, null, reason);
   }
+}
+
+function discard(): void {
+  // A lingering connection's bytes: read so that the client's writes complete, then dropped.
 }
 
 function onSocketError(): void {

@@ -100,12 +100,26 @@ function onStream(
   if (session === undefined) return; // the session was torn down before its stream was announced
   const socket = session[kSocket] ?? (session.socket as Socket);
   const expect = headers.expect;
-  const req = new H2Request(stream, headers, raw, socket, expect !== undefined && isContinue(expect));
+  const req = new CountedH2Request(stream, headers, raw, socket, expect !== undefined && isContinue(expect));
   const res = new H2Responder(stream, req);
   let refuse: Reason | null = null;
   if (req.method === 'CONNECT') refuse = 'method_not_allowed';
   else if (expect !== undefined && !isContinue(expect)) refuse = 'expectation_failed';
   handleRequest(rt, slot, req as never, res, null, refuse);
+}
+
+/**
+ * An H2Request that counts its body bytes: one stream's share of a connection, which
+ * limits.minRequestBodyRate measures (limits/bodyRate.ts bodyBytes). An HTTP/1.x request has its
+ * connection to itself and is measured by the socket's bytesRead.
+ */
+class CountedH2Request extends H2Request {
+  received = 0;
+
+  override pushBody(chunk: Buffer): void {
+    this.received += chunk.length;
+    super.pushBody(chunk);
+  }
 }
 
 function isContinue(expect: string): boolean {
