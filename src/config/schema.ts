@@ -1215,6 +1215,10 @@ export const limitsSchema = z.strictObject({
   tlsHandshakeTimeout: duration.prefault('10s').meta({
     description: 'A TLS client must finish its handshake within this, or the connection is closed.',
   }),
+  requestBuffer: size.prefault('64kb').meta({
+    description:
+      'A request body with a Content-Length up to this is read whole before an upstream connection is taken (as nginx’s proxy_request_buffering), so slow uploads hold no upstream connection; bodies of unknown length (chunked, streams) are never held back. 0: off.',
+  }),
   upstreamConnectionsPerClient: z.number().int().nonnegative().prefault(0).meta({
     description:
       'Requests one client address may have in flight upstream at once (per upstream); more get 429. Keeps slow clients from holding every upstream connection. 0: no cap.',

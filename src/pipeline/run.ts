@@ -8,7 +8,7 @@
 // (upstream/tunnel.ts). Every error answer goes through one writer (respond.ts), and the `log`
 // stage runs exactly once, when the responder closes.
 import type { IncomingMessage } from 'node:http';
-import { enterUpstream, noteOffence, refuseBanned } from '../limits/index.ts';
+import { enterUpstream, noteOffence, refuseBanned, watchBodyRate } from '../limits/index.ts';
 import type { LocalResponse, Middleware } from '../middleware/types.ts';
 import { requestId } from '../observe/requestId.ts';
 import { type MatchInput, matchRoute, upstreamPath } from '../routing/table.ts';
@@ -226,9 +226,40 @@ function proceed(rt: Runtime, ctx: RequestContext): void {
     return splice(rt, ctx, ureq);
   }
   if (route.errorPages?.intercepts) ctx.res = new InterceptFilter(ctx.res, route.errorPages, ctx);
-  const mirror = route.mirror;
+  // limits.requestBuffer: a small body of known length is read whole first, so that a client
+  // trickling it holds no upstream connection while it does.
+  const buffer = ctx.plan.limits.requestBuffer;
+  const cl = req.headers['content-length'];
+  if (buffer > 0 && ctx.body === null && cl !== undefined && cl !== '0' && Number(cl) <= buffer)
+    return buffered(rt, ctx, ureq, Number(cl));
+  send(rt, ctx, ureq);
+}
+
+/** The `send` stage: to the route's mirror as well when it takes this request, then upstream. */
+function send(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest): void {
+  const mirror = (ctx.route as NonNullable<RequestContext['route']>).mirror;
   if (mirror?.wants(ctx)) return mirrored(rt, ctx, ureq, mirror);
   forward(rt, ctx, ureq);
+}
+
+/** Reads a body of `length` bytes before sending, under bodyTimeout and minRequestBodyRate. */
+function buffered(rt: Runtime, ctx: RequestContext, ureq: UpstreamRequest, length: number): void {
+  const req = ctx.req;
+  const idle = ctx.plan.limits.bodyTimeout;
+  if (idle > 0)
+    req.setTimeout(idle, () => fail(rt, ctx, new ProxyError('request_timeout', 'request body idle'), true));
+  watchBodyRate(rt, ctx);
+  peekBody(ctx, length).then(
+    () => {
+      if (idle > 0) req.setTimeout(0);
+      if (ctx.res.destroyed || ctx.res.headersSent) return;
+      send(rt, ctx, ureq);
+    },
+    () => {
+      if (idle > 0) req.setTimeout(0);
+      if (!ctx.res.headersSent) fail(rt, ctx, new ProxyError('bad_request', 'request body incomplete'), true);
+    },
+  );
 }
 
 /**

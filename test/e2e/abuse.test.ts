@@ -621,6 +621,31 @@ test('the slow-body scenario without limits: 600 clients trickling bodies hold a
   }
 });
 
+test('the slow-body scenario from 600 different addresses: with requestBuffer the trickled bodies hold no upstream connection', async (t) => {
+  // Per-client limits cannot tell 600 addresses from 600 users. Reading a body of known length
+  // whole before an upstream connection is taken can: the attackers wait in Gatehouse, not in the pool.
+  const w = await scenarioWorld(', requestBuffer: 128kb');
+  const from = Array.from(
+    { length: ATTACKERS },
+    (_, i) => `127.0.${10 + Math.floor(i / 200)}.${1 + (i % 200)}`,
+  );
+  const a = attack(w.r.url(), from, ATTACKERS, 3000);
+  try {
+    await until(() => a.connections >= ATTACKERS / 2, 20_000, 'the attackers connected');
+    const tries = await Promise.all(
+      ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((ip) => get(w.r.url(), ip, '/ping', { ms: 2000 })),
+    );
+    t.diagnostic(
+      `attack connections: ${a.connections}; pool connections in use: ${w.busy()}; ordinary GETs: ${tries.map((x) => x.status).join(', ')}`,
+    );
+    for (const x of tries) assert.equal(x.status, 200, 'answered while 600 addresses trickle bodies');
+    assert.ok(w.busy() <= 3, `no trickled body holds a pool connection (in use: ${w.busy()})`);
+  } finally {
+    a.stop();
+    await w.close();
+  }
+});
+
 /** One kept-alive HTTP/1.1 connection from `from`, asking one GET at a time (reconnects if closed). */
 function keepAliveClient(url: string, from: string) {
   const port = portOf(url);

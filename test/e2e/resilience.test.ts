@@ -98,8 +98,10 @@ test('a POST whose body was sent is not retried: 502 with the reason; a GET is; 
   const r2 = await origin(readThenReset);
   const good = await origin();
   const deadPort = await freePort();
+  // Bodies stream upstream as they arrive here (requestBuffer off): once read, they cannot be replayed.
   const gh = await start(`
 listeners: [{ name: web, address: "127.0.0.1:0" }]
+limits: { requestBuffer: "0" }
 routes:
   - { name: resets, match: { pathPrefix: /resets }, upstream: resets }
   - { name: refused, match: { pathPrefix: /refused }, upstream: refused }
@@ -424,5 +426,35 @@ upstreams:
   } finally {
     await gh.close();
     await closeAll(app, health);
+  }
+});
+
+test('requestBuffer: a small body read whole first is replayable, so an idempotent PUT met by a reset is retried with it', async () => {
+  const r1 = await origin(readThenReset);
+  const good = await origin();
+  const gh = await start(`
+listeners: [{ name: web, address: "127.0.0.1:0" }]
+routes: [{ name: resets, match: { pathPrefix: /resets }, upstream: resets }]
+upstreams:
+  resets:
+    targets: [{ url: ${r1.url} }, { url: ${good.url} }]
+    loadBalancer: roundRobin
+    outlierDetection: { enabled: false }
+`);
+  try {
+    const body = 'y'.repeat(1000);
+    for (let i = 0; i < 2; i++) {
+      const put = await send(`${gh.url()}/resets/put`, { method: 'PUT', body, headers: JSON_ACCEPT });
+      assert.equal(put.status, 200, put.body);
+      assert.equal(JSON.parse(put.body).bytes, body.length, 'the retried PUT carried its whole body');
+    }
+    assert.ok(
+      gh.log.entries().some((e) => (e.attempts as number) === 2),
+      'one PUT met the reset and was retried',
+    );
+  } finally {
+    await gh.close();
+    await r1.close();
+    await good.close();
   }
 });
