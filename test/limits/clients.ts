@@ -1,9 +1,11 @@
 // Clients for the abuse-limit tests, each from a loopback address of its choosing (127.0.0.N), so
 // that Gatehouse sees attackers and ordinary clients as different client addresses: raw TCP
 // connections that say nothing, HTTP/1.1 requests written by hand (plain or TLS), HTTP/2 (TLS or h2c).
+
 import { type ClientHttp2Session, connect as connectH2 } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
+import { parseH1 } from '../helpers/attack.ts';
 
 export interface TlsOpts {
   ca: string;
@@ -64,17 +66,8 @@ export interface H1Answer {
   ms: number;
 }
 
-export function parseHead(raw: string): { status: number; headers: Record<string, string>; body: string } {
-  const m = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n/.exec(raw);
-  if (m === null) return { status: 0, headers: {}, body: '' };
-  const end = raw.indexOf('\r\n\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of raw.slice(m[0].length, end < 0 ? raw.length : end).split('\r\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
-  }
-  return { status: Number(m[1]), headers, body: end < 0 ? '' : raw.slice(end + 4) };
-}
+/** The head of the first HTTP/1.1 response in `raw` (the attack tests' parser). */
+export const parseHead = parseH1;
 
 /**
  * Writes `text` on a new connection from `from` (TLS with ALPN http/1.1 when `tls`), then reads
