@@ -647,8 +647,10 @@ test('a 64 MiB response streams through: it decompresses exactly, and the heap d
     c.diagnostic(
       `live heap + external memory grew by ${(growth / MiB).toFixed(1)} MiB at most for a ${BIG / MiB} MiB body (${(wire / MiB).toFixed(1)} MiB compressed)`,
     );
-    // Loose: the point is that neither the body nor its compressed form is held.
-    assert.ok(growth < 24 * MiB, `memory grew by ${(growth / MiB).toFixed(1)} MiB`);
+    // Loose: the point is that neither the body (64 MiB) nor its compressed form (~33 MiB) is held.
+    // Measured 7.6–14 MiB alone; this process also holds the test's own origin and client, and
+    // under CI's parallel files it reached 24 MiB once, so the bound stays well under either size.
+    assert.ok(growth < 32 * MiB, `memory grew by ${(growth / MiB).toFixed(1)} MiB`);
   } finally {
     clearInterval(sampler);
   }
