@@ -299,7 +299,9 @@ upstreams: { echo: { targets: [{ url: "${echo.url}" }] } }
       );
       assert.equal(connected, TOTAL, 'every connection was accepted by the kernel');
       assert.equal(during.open.capped, CAP, 'the cap holds');
-      assert.equal(open, CAP, 'clients hold exactly the cap');
+      // The clients' own count may still include a few refused connections whose close has not
+      // reached them yet (seen once in CI: 10,053); Gatehouse's count above is the cap itself.
+      assert.ok(open >= CAP && open <= CAP + 200, `clients hold the cap (${open} open)`);
       assert.equal(during.refusedMax, TOTAL - CAP, 'every one over the cap refused and counted');
       // Ordinary requests on the other listener, while the capped one is full.
       const times: number[] = [];
